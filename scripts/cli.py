@@ -1,0 +1,166 @@
+"""The ``triage`` command group: global options, error handling, subcommand registry.
+
+Commands live one per ``cmd_*.py`` module; each parses its options, calls library
+functions with plain values from :class:`App`, and prints.  Library exceptions
+become one-line errors here: configuration problems exit 2, run-time failures 1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sqlite3
+import sys
+from collections.abc import Callable
+from functools import cached_property, wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import sqlite_utils
+
+from .config import Config, ConfigError, load_config
+from .imap import SyncError
+from .sla import parse_now
+from .store import StoreError, open_db
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_OVERDUE = 0, 1, 2, 3
+
+
+class ConfigProblem(click.ClickException):
+    """Bad configuration or usage: exit status 2, one line, no traceback."""
+
+    exit_code = EXIT_CONFIG
+
+
+class App:
+    """What every command needs, built lazily from the global options."""
+
+    def __init__(self, config_path: str, db_path: str | None, now: dt.datetime | None,
+                 verbose: int, quiet: bool):
+        self.config_path = Path(config_path)
+        self.db_override = db_path
+        self.fixed_now = now
+        self.verbose = verbose
+        self.quiet = quiet
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.fixed_now or dt.datetime.now(dt.UTC)
+
+    @cached_property
+    def config(self) -> Config:
+        try:
+            return load_config(self.config_path, self.db_override)
+        except ConfigError as exc:
+            raise ConfigProblem(str(exc)) from None
+
+    @cached_property
+    def db(self) -> sqlite_utils.Database:
+        try:
+            return open_db(self.config.db_path)
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    def echo(self, message: str = "", err: bool = False) -> None:
+        """Print unless --quiet (data for scripts goes through click.echo directly)."""
+        if not self.quiet:
+            click.echo(message, err=err)
+
+
+def pass_app(f: F) -> F:
+    @click.pass_context
+    @wraps(f)
+    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        return ctx.invoke(f, ctx.find_object(App), *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def json_option(f: F) -> F:
+    return click.option("json_", "--json", is_flag=True, help="Print JSON for scripts.")(f)
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
+                                         logging.INFO if verbose else logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger("mailtriage")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    # imapclient's debug log shows protocol traffic; keep it out of -v output.
+    logging.getLogger("imapclient").setLevel(logging.WARNING)
+
+
+class TriageGroup(click.Group):
+    """Turns library errors into one-line messages with the documented exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise ConfigProblem(str(exc)) from None
+        except SyncError as exc:
+            raise click.ClickException(str(exc)) from None
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+        except sqlite3.Error as exc:
+            raise click.ClickException(f"database error: {exc}") from None
+        except OSError as exc:
+            if exc.errno is None:
+                raise
+            raise click.ClickException(f"{exc.strerror}: {exc.filename or ''}".rstrip(": ")) \
+                from None
+
+
+def _parse_now(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_now(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.group(cls=TriageGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mailtriage")
+@click.option("--config", "config_path", envvar="TRIAGE_CONFIG", default="config.yaml",
+              show_default=True, type=click.Path(dir_okay=False),
+              help="Config file (env TRIAGE_CONFIG).")
+@click.option("--db", "db_path", envvar="TRIAGE_DB", type=click.Path(dir_okay=False),
+              help="Database file; default: db: in the config (env TRIAGE_DB).")
+@click.option("--now", callback=_parse_now, metavar="ISO-8601",
+              help="The clock for every age computation (default: the real time).")
+@click.option("-v", "--verbose", count=True, help="More output on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str, db_path: str | None, now: dt.datetime | None,
+        verbose: int, quiet: bool) -> None:
+    """Triage a shared support mailbox: sync it into SQLite, see whose turn it is,
+    answer kindly, and prove every morning that nothing fell through the cracks."""
+    _configure_logging(verbose, quiet)
+    ctx.obj = App(config_path, db_path, now, verbose, quiet)
+
+
+def _register() -> None:
+    from . import (
+        cmd_demo,
+        cmd_explain,
+        cmd_overdue,
+        cmd_retag,
+        cmd_state,
+        cmd_sync,
+        cmd_threads,
+    )
+
+    for module in (cmd_sync, cmd_threads, cmd_overdue, cmd_state, cmd_retag, cmd_explain,
+                   cmd_demo):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()

@@ -1,0 +1,61 @@
+"""``triage demo``: the whole job on a generated sample mailbox, no account needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import display
+from .cli import App, pass_app
+from .config import load_config
+from .overdue import overdue
+from .render import holding_templates
+from .sla import format_duration
+from .store import open_db
+from .sync import sync
+
+
+@click.command("demo")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to put the sample mailbox, config and database "
+                   "(default: ~/.local/share/mailtriage/demo).")
+@pass_app
+def demo_command(app: App, directory: Path | None) -> None:
+    """Generate a sample support mailbox, sync it, and show threads and what is overdue."""
+    from .demo import default_dir, setup_demo  # the sample generator is only needed here
+
+    directory = (directory or default_dir()).resolve()
+    config_path = setup_demo(directory, app.now)
+    config = load_config(config_path)
+    db = open_db(config.db_path)
+    result = sync(db, config, app.now)
+    click.echo(f"Sample mailbox: {directory / 'sample' / 'Maildir'}")
+    click.echo(result.summary())
+    click.echo("")
+    rows = list(db.query(
+        "SELECT t.id, s.state, t.waiting_since, t.customer, t.subject, "
+        "(SELECT group_concat(tag, ' ') FROM tags g WHERE g.thread_id = t.id) AS tags "
+        "FROM threads t JOIN thread_state s ON s.thread_id = t.id ORDER BY t.last_at DESC"))
+    click.echo(display.table(
+        ["ID", "STATE", "WAITING", "CUSTOMER", "SUBJECT", "TAGS"],
+        [[str(r["id"]), r["state"], display.age(r["waiting_since"], app.now)
+          if r["waiting_since"] and r["state"] == "open" else "",
+          display.safe(r["customer"], 28), display.safe(r["subject"], 46), r["tags"] or ""]
+         for r in rows]))
+    items = overdue(db, config, app.now, holding_templates=holding_templates(config))
+    click.echo("")
+    click.echo(f"{len(items)} thread(s) waiting too long:")
+    for i in items:
+        click.echo(f"  #{i['thread_id']:<4} {i['reason']:<10} waited "
+                   f"{format_duration(app.now - display.parse_iso(i['waiting_since'])):>7}  "
+                   f"{display.safe(i['subject'], 60)}")
+    click.echo("")
+    click.echo("Try next:")
+    click.echo(f"  triage --config {config_path} show {items[0]['thread_id'] if items else 1}")
+    click.echo(f"  triage --config {config_path} explain "
+               f"{items[0]['thread_id'] if items else 1}")
+    click.echo(f"  triage --config {config_path} overdue --json")
+
+
+COMMANDS = [demo_command]

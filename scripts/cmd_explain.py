@@ -1,0 +1,50 @@
+"""``triage explain``: why a thread is where it is."""
+
+from __future__ import annotations
+
+import click
+
+from .cli import App, json_option, pass_app
+from .display import safe, short_time
+from .explain import explain_thread
+from .listing import dumps
+
+
+@click.command("explain")
+@click.argument("thread")
+@json_option
+@pass_app
+def explain_command(app: App, thread: str, json_: bool) -> None:
+    """Explain a thread: links, who counted as us/customer/automated, rules, SLA clock."""
+    info = explain_thread(app.db, app.config, thread, app.now)
+    if info is None:
+        raise click.ClickException(f"no thread {thread!r}")
+    if json_:
+        click.echo(dumps(info))
+        return
+    out = [f"Thread {info['thread_id']}: {safe(info['subject'])}",
+           f"  state {info['state']}; {info['turn']}; tags: {' '.join(info['tags']) or '-'}"]
+    for m in info["messages"]:
+        out.append(f"  {m['n']}. [{short_time(m['arrived_at'])}] {safe(m['from'])}")
+        out.append(f"     {m['why']}")
+        out.append(f"     linked by: {m['linked_by']}")
+        if m["rules"]:
+            out.append(f"     rules fired: {', '.join(m['rules'])}")
+    sla = info["sla"]
+    if "due_at" in sla:
+        out.append(f"  SLA: waiting since {short_time(sla['waiting_since'])}, threshold "
+                   f"{sla['threshold']}, due {short_time(sla['due_at'])}"
+                   f"{' (OVERDUE)' if sla['overdue'] else ''}")
+        out.append(f"       wall clock {sla['wall_clock']}, SLA time {sla['sla_time']}")
+        if sla["business_hours"]:
+            for a, b in sla["segments"]:
+                out.append(f"       clock ran {short_time(a)} -> {short_time(b)}")
+    else:
+        out.append("  SLA: not running (nobody is waiting on us)")
+    for h in info["history"]:
+        out.append(f"  {short_time(h['at'])} {h['field']}: {h['old'] or '-'} -> "
+                   f"{h['new'] or '-'} ({h['cause']})")
+    click.echo("\n".join(out))
+
+
+COMMANDS = [explain_command]

@@ -1,0 +1,84 @@
+"""Secrets: resolved at connect time, from the environment or a command, never stored.
+
+Order: ``password_env`` (a variable's *name*), then ``password_cmd`` (run as an
+argument list, no shell), then the system keyring if the optional ``keyring``
+package is installed.  OAuth2 access tokens come from ``token_cmd``.  Errors
+name the config key and never include the secret or the command's output.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Protocol
+
+from .config import ConfigError
+
+
+class HasSecrets(Protocol):
+    config_file: str
+    key_prefix: str
+    username: str
+    host: str
+    password_env: str | None
+    password_cmd: list[str] | None
+    token_cmd: list[str] | None
+
+
+class Secret(str):
+    """A str whose repr never shows the value (safe in tracebacks and logs)."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+def _run(cmd: list[str], cfg: HasSecrets, key: str, timeout: float = 30.0) -> Secret:
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, check=False, shell=False
+        )
+    except FileNotFoundError:
+        raise ConfigError(cfg.config_file, f"{cfg.key_prefix}.{key}",
+                          f"command not found: {cmd[0]}") from None
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        kind = "timed out" if isinstance(exc, subprocess.TimeoutExpired) else "failed"
+        raise ConfigError(cfg.config_file, f"{cfg.key_prefix}.{key}",
+                          f"command {kind}: {cmd[0]}") from None
+    if proc.returncode != 0:
+        raise ConfigError(cfg.config_file, f"{cfg.key_prefix}.{key}",
+                          f"command {cmd[0]} exited with status {proc.returncode}")
+    value = proc.stdout.splitlines()[0].strip() if proc.stdout.strip() else ""
+    if not value:
+        raise ConfigError(cfg.config_file, f"{cfg.key_prefix}.{key}",
+                          f"command {cmd[0]} printed nothing")
+    return Secret(value)
+
+
+def password(cfg: HasSecrets) -> Secret:
+    """The password for an IMAP or SMTP block; ConfigError (exit 2) when unavailable."""
+    if cfg.password_env:
+        value = os.environ.get(cfg.password_env)
+        if not value:
+            raise ConfigError(
+                cfg.config_file, f"{cfg.key_prefix}.password_env",
+                f"environment variable {cfg.password_env} is not set",
+            )
+        return Secret(value)
+    if cfg.password_cmd:
+        return _run(cfg.password_cmd, cfg, "password_cmd")
+    try:
+        import keyring  # type: ignore[import-not-found]
+    except ImportError:
+        keyring = None
+    if keyring is not None:
+        value = keyring.get_password(f"mailtriage:{cfg.host}", cfg.username)
+        if value:
+            return Secret(value)
+    raise ConfigError(cfg.config_file, f"{cfg.key_prefix}.password_env",
+                      "missing: set password_env or password_cmd")
+
+
+def oauth2_token(cfg: HasSecrets) -> Secret:
+    if not cfg.token_cmd:
+        raise ConfigError(cfg.config_file, f"{cfg.key_prefix}.token_cmd", "missing")
+    return _run(cfg.token_cmd, cfg, "token_cmd")

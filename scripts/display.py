@@ -1,0 +1,95 @@
+"""Plain-text rendering for the terminal.
+
+Everything customer-supplied passes through :func:`safe` first: control
+characters and escape sequences are stripped so a subject cannot move the
+cursor, recolour the terminal or fake extra lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from .parse import clean_text
+from .sla import format_duration
+from .store import parse_iso
+
+
+def safe(value: Any, width: int | None = None) -> str:
+    text = clean_text("" if value is None else str(value))
+    if width is not None and len(text) > width:
+        text = text[: max(0, width - 1)] + "…"
+    return text
+
+
+def age(since: str | None, now: dt.datetime) -> str:
+    at = parse_iso(since)
+    if at is None:
+        return "-"
+    return format_duration(max(now - at, dt.timedelta()))
+
+
+def short_time(value: str | None) -> str:
+    at = parse_iso(value)
+    return at.strftime("%Y-%m-%d %H:%M") if at else "-"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def threads_table(rows: Sequence[dict[str, Any]], now: dt.datetime) -> str:
+    if not rows:
+        return "no threads"
+    return table(
+        ["ID", "STATE", "WAITING", "LAST", "CUSTOMER", "SUBJECT", "TAGS"],
+        [[str(r["id"]), r["state"], age(r["waiting_since"], now) if r["waiting_since"] else "",
+          short_time(r["last_at"]), safe(r["customer"], 30), safe(r["subject"], 50),
+          " ".join(r["tags"])] for r in rows],
+    )
+
+
+def thread_text(t: dict[str, Any], now: dt.datetime) -> str:
+    lines = [
+        f"Thread {t['id']}: {safe(t['subject'])}",
+        f"  state: {t['state']}" + (f" until {t['snoozed_until']}" if t.get("snoozed_until")
+                                     else "")
+        + (f", priority {t['priority']}" if t.get("priority") else ""),
+        f"  customer: {safe(t['customer_name'] or '')} <{safe(t['customer'])}>",
+        f"  tags: {' '.join(t['tags']) or '-'}",
+    ]
+    if t["waiting_since"]:
+        lines.append(f"  waiting since {short_time(t['waiting_since'])} "
+                     f"({age(t['waiting_since'], now)})")
+    if t.get("auto_signals"):
+        lines.append(f"  automated signals: {', '.join(t['auto_signals'])}")
+    for m in t["messages"]:
+        lines.append("")
+        who = f"{safe(m['from_name'])} <{safe(m['from'])}>" if m["from_name"] else safe(m["from"])
+        lines.append(f"  [{short_time(m['arrived_at'])}] {who}")
+        lines.append(f"    subject: {safe(m['subject'])}")
+        lines.append(f"    folders: {', '.join(safe(f) for f in m['folders']) or '-'}"
+                     f"  flags: {' '.join(m['flags']) or '-'}")
+        if m["auto_signals"]:
+            lines.append(f"    automated: {', '.join(m['auto_signals'])}")
+        if m["rules"]:
+            lines.append(f"    rules: {', '.join(m['rules'])}")
+        if m["parse_error"]:
+            lines.append(f"    parse error: {safe(m['parse_error'])}")
+        if m["snippet"]:
+            lines.append(f"    {safe(m['snippet'], 160)}")
+    if t["history"]:
+        lines.append("")
+        lines.append("  history:")
+        for h in t["history"]:
+            change = h["new"] if h["field"] == "tag" else f"{h['field']}: {h['old'] or '-'} -> " \
+                                                         f"{h['new'] or '-'}"
+            lines.append(f"    {short_time(h['at'])}  {change}  ({h['cause']})")
+    return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""Why a thread is where it is: links, senders, rules and the SLA clock, spelled out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import sqlite_utils
+
+from .config import Config
+from .overdue import threshold_for
+from .sla import Clock, format_duration
+from .store import iso, loads, parse_iso, resolve_thread_id
+from .triage import AUTO, CUSTOMER, US, classify
+
+
+def _link_reason(m: dict[str, Any], by_id: dict[str, int], earlier_refs: dict[str, int]) -> str:
+    if m["in_reply_to"] and m["in_reply_to"] in by_id:
+        return f"In-Reply-To <{m['in_reply_to']}> (message {by_id[m['in_reply_to']]})"
+    for ref in reversed(loads(m["refs"])):
+        if ref in by_id:
+            return f"References <{ref}> (message {by_id[ref]})"
+    links = ([m["in_reply_to"]] if m["in_reply_to"] else []) + loads(m["refs"])
+    for ref in links:
+        if ref in earlier_refs:
+            return f"shares <{ref}> with message {earlier_refs[ref]} (that message was not seen)"
+    if m["gm_thrid"]:
+        return f"Gmail thread id {m['gm_thrid']}"
+    if not links:
+        return "no In-Reply-To/References: joined by subject, participant and time window"
+    return "links to a message not in the mailbox"
+
+
+def explain_thread(db: sqlite_utils.Database, config: Config, ref: str | int,
+                   now: dt.datetime) -> dict[str, Any] | None:
+    tid = resolve_thread_id(db, ref)
+    if tid is None:
+        return None
+    t = next(iter(db.query("SELECT t.*, s.state, s.priority, s.snoozed_until FROM threads t "
+                           "LEFT JOIN thread_state s ON s.thread_id = t.id WHERE t.id = ?",
+                           [tid])), None)
+    if t is None:
+        return None
+    msgs = list(db.query("SELECT * FROM messages WHERE thread_id = ? ORDER BY arrived_at, id",
+                         [tid]))
+    hits: dict[int, list[str]] = {}
+    for r in db.query("SELECT h.message, h.rule FROM rule_hits h JOIN messages m "
+                      "ON m.id = h.message WHERE m.thread_id = ?", [tid]):
+        hits.setdefault(r["message"], []).append(r["rule"])
+    by_id: dict[str, int] = {}
+    refs_seen: dict[str, int] = {}
+    out_msgs = []
+    for n, m in enumerate(msgs, 1):
+        signals = loads(m["auto_signals"])
+        kind = classify(m["from_addr"], signals, config.team)
+        if kind == AUTO:
+            why = "automated: " + ", ".join(signals)
+        elif kind == US:
+            addr = m["from_addr"] or ""
+            why = ("ours: team address" if addr in config.team.addresses
+                   else "ours: team domain " + addr.rpartition("@")[2])
+        else:
+            why = "customer: sender is not a team address or domain"
+        link = "starts the thread" if n == 1 else _link_reason(m, by_id, refs_seen)
+        out_msgs.append({"n": n, "message_id": m["message_id"], "from": m["from_addr"],
+                         "arrived_at": m["arrived_at"], "subject": m["subject"], "kind": kind,
+                         "why": why, "linked_by": link, "rules": hits.get(m["id"], [])})
+        if m["message_id"]:
+            by_id[m["message_id"]] = n
+        for r in loads(m["refs"]) + ([m["in_reply_to"]] if m["in_reply_to"] else []):
+            refs_seen.setdefault(r, n)
+    clock = Clock(config.sla.business_hours)
+    tags = [r[0] for r in db.execute("SELECT tag FROM tags WHERE thread_id = ? ORDER BY tag",
+                                     [tid])]
+    since = parse_iso(t["waiting_since"])
+    sla: dict[str, Any] = {"business_hours": config.sla.business_hours is not None}
+    if since and t["state"] in ("open", "snoozed"):
+        limit = threshold_for(config.sla, tags, t["priority"])
+        due = clock.add(since, limit)
+        sla.update({
+            "waiting_since": iso(since), "threshold": format_duration(limit), "due_at": iso(due),
+            "wall_clock": format_duration(now - since),
+            "sla_time": format_duration(clock.elapsed(since, now)),
+            "overdue": due <= now,
+            "segments": [[iso(a), iso(b)] for a, b in clock.segments(since, now, limit=50)],
+        })
+    last = next((m for m in reversed(out_msgs) if m["kind"] != AUTO), None)
+    if last is None:
+        turn = "only automated mail: nobody is waiting"
+    elif last["kind"] == CUSTOMER:
+        turn = "the customer spoke last: our turn"
+    else:
+        turn = "we spoke last: the customer's turn"
+    return {"thread_id": tid, "subject": t["subject"], "state": t["state"], "tags": tags,
+            "turn": turn, "messages": out_msgs, "sla": sla,
+            "history": [dict(h) for h in db.query(
+                "SELECT at, field, old, new, cause FROM history WHERE thread_id = ? "
+                "ORDER BY at, id", [tid])],
+            "participants": json.loads(t["participants"] or "[]")}

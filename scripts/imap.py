@@ -1,0 +1,284 @@
+"""The IMAP session: connect securely, look cheaply, fetch only what triage needs.
+
+Read-only by construction: folders are selected with EXAMINE and bodies fetched
+with BODY.PEEK, so sync never marks a message read or changes a flag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from . import credentials
+from .config import AccountConfig
+from .parse import HEADER_FIELDS
+
+log = logging.getLogger(__name__)
+
+SNIPPET_BYTES = 2048
+
+
+class SyncError(Exception):
+    """A run-time failure talking to the server (exit 1), phrased for the user."""
+
+
+class AuthError(SyncError):
+    """Authentication failed: never retried, it would lock the account."""
+
+
+@dataclass
+class FolderStatus:
+    uidvalidity: int
+    uidnext: int
+    messages: int
+    highestmodseq: int | None = None
+
+
+@dataclass
+class Fetched:
+    """One message as the server gave it: what parsing and storing need."""
+
+    uid: int
+    header_bytes: bytes
+    body_prefix: bytes | None
+    flags: tuple[str, ...]
+    internal_date: dt.datetime | None
+    size: int | None
+    modseq: int | None = None
+    gm_thrid: str | None = None
+    gm_labels: tuple[str, ...] = field(default=())
+
+
+def ssl_context(ca_file: Any = None) -> ssl.SSLContext:
+    """Verifying context: the system store, plus ``ca_file`` for a private CA."""
+    ctx = ssl.create_default_context()
+    if ca_file:
+        ctx.load_verify_locations(cafile=str(ca_file))
+    return ctx
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class IMAPSession:
+    """One logged-in connection to one account."""
+
+    kind = "imap"
+
+    def __init__(self, account: AccountConfig, extra_headers: Sequence[str] = ()):
+        self.account = account
+        self.client: IMAPClient | None = None
+        self.capabilities: set[str] = set()
+        fields = list(HEADER_FIELDS) + [h for h in extra_headers if h not in HEADER_FIELDS]
+        names = " ".join(f.upper() for f in fields)
+        self.header_item = f"BODY.PEEK[HEADER.FIELDS ({names})]"
+        self.selected: str | None = None
+
+    # -- connection -------------------------------------------------------
+    def connect(self) -> None:
+        acc = self.account
+        where = f"{acc.host}:{acc.port}"
+        try:
+            ctx = ssl_context(acc.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise SyncError(f"{acc.key_prefix}.ca_file: cannot load {acc.ca_file}: {exc}") from None
+        try:
+            client = IMAPClient(
+                acc.host, port=acc.port, ssl=acc.security == "ssl",
+                ssl_context=ctx if acc.security == "ssl" else None, timeout=acc.timeout,
+            )
+            client.normalise_times = False
+            if acc.security == "starttls":
+                client.starttls(ctx)
+        except ssl.SSLCertVerificationError as exc:
+            raise SyncError(f"{where}: TLS certificate not trusted ({exc.verify_message}); "
+                            f"set {acc.key_prefix}.ca_file for a private CA") from None
+        except (OSError, IMAPClientError, ssl.SSLError) as exc:
+            raise SyncError(f"{where}: cannot connect: {_describe(exc)}") from None
+        self.client = client
+        try:
+            if acc.auth == "xoauth2":
+                client.oauth2_login(acc.username, credentials.oauth2_token(acc))
+            else:
+                client.login(acc.username, credentials.password(acc))
+        except LoginError:
+            self.close()
+            raise AuthError(f"{where}: login failed for {acc.username} "
+                            "(check the username and the password source)") from None
+        except (OSError, IMAPClientError) as exc:
+            self.close()
+            raise SyncError(f"{where}: login failed: {_describe(exc)}") from None
+        self.capabilities = {_text(c).upper() for c in client.capabilities()}
+        if "CONDSTORE" in self.capabilities:
+            with contextlib.suppress(IMAPClientError):
+                client.enable("CONDSTORE")
+
+    def close(self) -> None:
+        if self.client is None:
+            return
+        try:
+            self.client.logout()
+        except Exception:  # the connection may already be gone
+            with contextlib.suppress(Exception):
+                self.client.shutdown()
+        self.client = None
+
+    def __enter__(self) -> IMAPSession:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def condstore(self) -> bool:
+        return "CONDSTORE" in self.capabilities
+
+    @property
+    def gmail(self) -> bool:
+        return "X-GM-EXT-1" in self.capabilities
+
+    def _c(self) -> IMAPClient:
+        if self.client is None:
+            raise SyncError("not connected")
+        return self.client
+
+    # -- folders ------------------------------------------------------------
+    def resolve_folders(self) -> list[str]:
+        """Configured folders plus the Sent folder (SPECIAL-USE \\Sent, else 'Sent')."""
+        folders = list(self.account.folders)
+        sent = self.account.sent_folder or self.find_special("\\Sent", "Sent")
+        if sent and sent not in folders:
+            folders.append(sent)
+        return folders
+
+    def find_special(self, flag: str, fallback: str) -> str | None:
+        c = self._c()
+        try:
+            for flags, _delim, name in c.list_folders():
+                if flag.encode() in flags or flag in flags:
+                    return _text(name)
+            names = {_text(n).lower(): _text(n) for _f, _d, n in c.list_folders()}
+        except (OSError, IMAPClientError) as exc:
+            raise SyncError(f"LIST failed: {_describe(exc)}") from None
+        return names.get(fallback.lower())
+
+    def status(self, folder: str) -> FolderStatus:
+        what = ["UIDNEXT", "UIDVALIDITY", "MESSAGES"]
+        if self.condstore:
+            what.append("HIGHESTMODSEQ")
+        try:
+            st = self._c().folder_status(folder, what)
+        except IMAPClientError as exc:
+            raise SyncError(f"folder {folder!r}: {_describe(exc)}") from None
+        return FolderStatus(
+            uidvalidity=int(st[b"UIDVALIDITY"]), uidnext=int(st[b"UIDNEXT"]),
+            messages=int(st[b"MESSAGES"]),
+            highestmodseq=int(st[b"HIGHESTMODSEQ"]) if b"HIGHESTMODSEQ" in st else None,
+        )
+
+    def examine(self, folder: str) -> FolderStatus:
+        try:
+            info = self._c().select_folder(folder, readonly=True)
+        except IMAPClientError as exc:
+            raise SyncError(f"folder {folder!r}: {_describe(exc)}") from None
+        self.selected = folder
+        return FolderStatus(
+            uidvalidity=int(info[b"UIDVALIDITY"]), uidnext=int(info.get(b"UIDNEXT", 0)),
+            messages=int(info.get(b"EXISTS", 0)),
+            highestmodseq=int(info[b"HIGHESTMODSEQ"]) if b"HIGHESTMODSEQ" in info else None,
+        )
+
+    # -- messages -------------------------------------------------------------
+    def uids_above(self, last_uid: int) -> list[int]:
+        # Servers answer n:* with the highest UID even when it is below n.
+        uids = self._c().search(["UID", f"{last_uid + 1}:*"])
+        return sorted(u for u in uids if u > last_uid)
+
+    def all_uids(self) -> list[int]:
+        return sorted(self._c().search(["ALL"]))
+
+    def changed_flags(self, since_modseq: int) -> dict[int, tuple[tuple[str, ...], int | None]]:
+        """Flags of messages changed after ``since_modseq`` (CONDSTORE)."""
+        c = self._c()
+        uids = c.search(["MODSEQ", since_modseq + 1])  # SEARCH MODSEQ n means >= n
+        out: dict[int, tuple[tuple[str, ...], int | None]] = {}
+        for part in _chunks(sorted(uids), 1000):
+            for uid, data in c.fetch(part, ["FLAGS", "MODSEQ"]).items():
+                modseq = data.get(b"MODSEQ")
+                out[uid] = (_flags(data.get(b"FLAGS", ())), int(modseq[0]) if modseq else None)
+        return out
+
+    def fetch(self, uids: Sequence[int]) -> list[Fetched]:
+        items = [self.header_item, f"BODY.PEEK[TEXT]<0.{SNIPPET_BYTES}>", "INTERNALDATE",
+                 "FLAGS", "RFC822.SIZE"]
+        if self.condstore:
+            items.append("MODSEQ")
+        if self.gmail:
+            items += ["X-GM-THRID", "X-GM-LABELS"]
+        wanted = set(uids)
+        data = self._c().fetch(list(uids), items)
+        out = []
+        for uid, d in data.items():
+            if uid not in wanted:  # unsolicited FETCH responses (imapclient 3.x)
+                continue
+            header = body = None
+            for key, value in d.items():
+                if key.startswith(b"BODY[HEADER"):
+                    header = value
+                elif key.startswith(b"BODY[TEXT]"):
+                    body = value
+            modseq = d.get(b"MODSEQ")
+            out.append(Fetched(
+                uid=uid, header_bytes=header or b"", body_prefix=body,
+                flags=_flags(d.get(b"FLAGS", ())),
+                internal_date=_aware(d.get(b"INTERNALDATE")),
+                size=d.get(b"RFC822.SIZE"),
+                modseq=int(modseq[0]) if modseq else None,
+                gm_thrid=str(d[b"X-GM-THRID"]) if b"X-GM-THRID" in d else None,
+                gm_labels=tuple(_text(x) for x in d.get(b"X-GM-LABELS", ())),
+            ))
+        out.sort(key=lambda f: f.uid)
+        return out
+
+    # -- writing (drafts, sent copies) ------------------------------------------
+    def append(self, folder: str, raw: bytes, flags: Sequence[str] = (),
+               when: dt.datetime | None = None) -> None:
+        try:
+            self._c().append(folder, raw, flags=tuple(flags), msg_time=when)
+        except IMAPClientError as exc:
+            raise SyncError(f"APPEND to {folder!r} failed: {_describe(exc)}") from None
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    if not isinstance(value, dt.datetime):
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def _flags(values: Any) -> tuple[str, ...]:
+    # \Recent belongs to one session (RFC 3501); storing it would churn every sync.
+    return tuple(sorted(f for f in (_text(v) for v in values) if f != "\\Recent"))
+
+
+def _chunks(items: Sequence[int], n: int) -> list[Sequence[int]]:
+    return [items[i : i + n] for i in range(0, len(items), n)]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timed out"
+    text = str(exc) or exc.__class__.__name__
+    return text.splitlines()[0][:200]

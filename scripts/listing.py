@@ -1,0 +1,162 @@
+"""Reading threads back out of the store, as plain dicts ready for JSON or a table.
+
+Every list is built with a fixed number of queries, whatever the number of
+threads: one for the threads, one for their tags, one for their Message-IDs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import sqlite_utils
+
+from .store import iso, loads, query_in, resolve_thread_id
+
+
+def _effective_state(state: str | None, snoozed_until: str | None, now: dt.datetime) -> str:
+    if state == "snoozed" and snoozed_until and snoozed_until <= iso(now):
+        return "open"
+    return state or "open"
+
+
+def thread_tags(db: sqlite_utils.Database, ids: Sequence[int]) -> dict[int, list[str]]:
+    tags: dict[int, list[str]] = defaultdict(list)
+    for r in query_in(db, "SELECT thread_id, tag FROM tags WHERE thread_id IN ({in}) "
+                          "ORDER BY tag", ids):
+        tags[r["thread_id"]].append(r["tag"])
+    return tags
+
+
+def thread_message_ids(db: sqlite_utils.Database, ids: Sequence[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = defaultdict(list)
+    for r in query_in(db, "SELECT thread_id, message_id FROM messages WHERE thread_id IN ({in}) "
+                          "ORDER BY arrived_at, id", ids):
+        out[r["thread_id"]].append(r["message_id"])
+    return out
+
+
+def thread_dict(row: dict[str, Any], tags: list[str], message_ids: list[str],
+                now: dt.datetime) -> dict[str, Any]:
+    state = _effective_state(row.get("state"), row.get("snoozed_until"), now)
+    return {
+        "id": row["id"],
+        "subject": row["subject"] or "",
+        "customer": row["customer"],
+        "customer_name": row["customer_name"],
+        "participants": loads(row["participants"]),
+        "first_at": row["first_at"],
+        "last_at": row["last_at"],
+        "message_count": row["message_count"],
+        "state": state,
+        "snoozed_until": row.get("snoozed_until") if state == "snoozed" else None,
+        "priority": row.get("priority"),
+        "tags": tags,
+        "waiting_since": row["waiting_since"] if state in ("open", "snoozed") else None,
+        "last_sender": row["last_sender"],
+        "message_ids": message_ids,
+    }
+
+
+def list_threads(
+    db: sqlite_utils.Database,
+    now: dt.datetime,
+    *,
+    folder: str | None = None,
+    since: dt.datetime | None = None,
+    state: str | None = None,
+    tags: Sequence[str] = (),
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Threads, most recent activity first, filtered as the CLI options ask."""
+    where, params = ["1"], []
+    if folder:
+        where.append("t.id IN (SELECT m.thread_id FROM messages m JOIN locations l "
+                     "ON l.message = m.id WHERE l.folder = ?)")
+        params.append(folder)
+    if since:
+        where.append("t.last_at >= ?")
+        params.append(iso(since))
+    for tag in tags:
+        where.append("t.id IN (SELECT thread_id FROM tags WHERE tag = ?)")
+        params.append(tag)
+    if state == "open":
+        where.append("(s.state = 'open' OR (s.state = 'snoozed' AND s.snoozed_until <= ?))")
+        params.append(iso(now))
+    elif state == "snoozed":
+        where.append("s.state = 'snoozed' AND s.snoozed_until > ?")
+        params.append(iso(now))
+    elif state:
+        where.append("s.state = ?")
+        params.append(state)
+    sql = ("SELECT t.*, s.state, s.snoozed_until, s.priority FROM threads t "
+           "LEFT JOIN thread_state s ON s.thread_id = t.id WHERE " + " AND ".join(where) +
+           " ORDER BY t.last_at DESC, t.id DESC")
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    rows = list(db.query(sql, params))
+    ids = [r["id"] for r in rows]
+    tag_map = thread_tags(db, ids)
+    mids = thread_message_ids(db, ids)
+    return [thread_dict(r, tag_map.get(r["id"], []), mids.get(r["id"], []), now) for r in rows]
+
+
+def thread_detail(db: sqlite_utils.Database, ref: str | int,
+                  now: dt.datetime) -> dict[str, Any] | None:
+    """One thread with its messages, folders, flags and history (``triage show``)."""
+    tid = resolve_thread_id(db, ref)
+    if tid is None:
+        return None
+    rows = list(db.query("SELECT t.*, s.state, s.snoozed_until, s.priority FROM threads t "
+                         "LEFT JOIN thread_state s ON s.thread_id = t.id WHERE t.id = ?", [tid]))
+    if not rows:
+        return None
+    out = thread_dict(rows[0], thread_tags(db, [tid]).get(tid, []),
+                      thread_message_ids(db, [tid]).get(tid, []), now)
+    out["auto_signals"] = loads(rows[0]["auto_signals"])
+    where: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in db.query("SELECT l.* FROM locations l JOIN messages m ON m.id = l.message "
+                      "WHERE m.thread_id = ? ORDER BY l.folder", [tid]):
+        where[r["message"]].append({"account": r["account"], "folder": r["folder"],
+                                    "uid": r["uid"], "flags": (r["flags"] or "").split()})
+    hits: dict[int, list[str]] = defaultdict(list)
+    for r in db.query("SELECT h.message, h.rule FROM rule_hits h JOIN messages m "
+                      "ON m.id = h.message WHERE m.thread_id = ?", [tid]):
+        hits[r["message"]].append(r["rule"])
+    out["messages"] = [
+        {
+            "id": m["message_id"],
+            "from": m["from_addr"],
+            "from_name": m["from_name"],
+            "to": loads(m["to_addrs"]),
+            "cc": loads(m["cc_addrs"]),
+            "date": m["date"],
+            "arrived_at": m["arrived_at"],
+            "subject": m["subject"],
+            "folders": [loc["folder"] for loc in where.get(m["id"], [])],
+            "flags": sorted({f for loc in where.get(m["id"], []) for f in loc["flags"]}),
+            "snippet": m["snippet"],
+            "auto_signals": loads(m["auto_signals"]),
+            "rules": hits.get(m["id"], []),
+            "parse_error": m["parse_error"],
+        }
+        for m in db.query("SELECT * FROM messages WHERE thread_id = ? ORDER BY arrived_at, id",
+                          [tid])
+    ]
+    out["history"] = [
+        {"at": h["at"], "field": h["field"], "old": h["old"], "new": h["new"],
+         "cause": h["cause"]}
+        for h in db.query("SELECT * FROM history WHERE thread_id = ? ORDER BY at, id", [tid])
+    ]
+    out["replies"] = [
+        {k: r[k] for k in ("template", "message_id", "mode", "holding", "at")}
+        for r in db.query("SELECT * FROM replies WHERE thread_id = ? ORDER BY at", [tid])
+    ]
+    return out
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)

@@ -1,0 +1,108 @@
+"""Which threads are waiting on us too long, and which were promised news.
+
+Two reasons put a thread on the list (README, "What the tool decides"):
+
+* ``unanswered``: open (or with an expired snooze), the customer waiting since
+  ``waiting_since``, and the SLA due time ``clock.add(waiting_since, threshold)``
+  has passed.  The threshold is ``--threshold``, else the smallest ``sla.overrides``
+  entry matching one of the thread's tags or its priority, else ``sla.default``.
+* ``followup``: in ``waiting``, our last message was a holding reply (sent from
+  a template with ``holding: true``, or the thread was tagged ``acked`` after it)
+  and ``sla.followup_after`` of wall-clock time passed with nothing from us since.
+
+Two queries, whatever the number of threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import sqlite_utils
+
+from .config import Config, SLAConfig
+from .listing import thread_message_ids, thread_tags
+from .sla import Clock
+from .store import iso, parse_iso
+
+
+def threshold_for(sla: SLAConfig, tags: Sequence[str], priority: str | None,
+                  override: dt.timedelta | None = None) -> dt.timedelta:
+    if override is not None:
+        return override
+    matches = [sla.overrides[k] for k in [*tags, priority or ""] if k in sla.overrides]
+    return min(matches) if matches else sla.default
+
+
+def overdue(
+    db: sqlite_utils.Database,
+    config: Config,
+    now: dt.datetime,
+    *,
+    threshold: dt.timedelta | None = None,
+    tags: Sequence[str] = (),
+    state: str | None = None,
+    holding_templates: Collection[str] = (),
+    include_not_due: bool = False,
+) -> list[dict[str, Any]]:
+    """Overdue and follow-up threads, oldest wait first (``include_not_due``: all open)."""
+    clock = Clock(config.sla.business_hours)
+    at = iso(now)
+    open_rows = list(db.query(
+        "SELECT t.*, s.state, s.priority, s.snoozed_until FROM threads t "
+        "JOIN thread_state s ON s.thread_id = t.id WHERE t.waiting_since IS NOT NULL "
+        "AND (s.state = 'open' OR (s.state = 'snoozed' AND s.snoozed_until <= ?))", [at]))
+    holding = sorted(set(holding_templates))
+    marks = ",".join("?" * len(holding)) or "NULL"
+    follow_rows = list(db.query(
+        "SELECT t.*, s.state, s.priority, s.snoozed_until FROM threads t "
+        "JOIN thread_state s ON s.thread_id = t.id "
+        "WHERE s.state = 'waiting' AND t.last_sender = 'us' AND t.last_team_at <= ? AND ("
+        f" t.last_team_template IN ({marks})"
+        " OR EXISTS (SELECT 1 FROM replies r WHERE r.thread_id = t.id AND r.holding = 1"
+        "   AND r.message_id = t.last_team_message_id)"
+        " OR EXISTS (SELECT 1 FROM tags g WHERE g.thread_id = t.id AND g.tag = 'acked'"
+        "   AND g.added_at >= t.last_team_at))",
+        [iso(now - config.sla.followup_after), *holding]))
+    ids = [r["id"] for r in open_rows + follow_rows]
+    tag_map = thread_tags(db, ids)
+    mids = thread_message_ids(db, ids)
+    items = []
+    for reason, rows in (("unanswered", open_rows), ("followup", follow_rows)):
+        for r in rows:
+            ttags = tag_map.get(r["id"], [])
+            if any(t not in ttags for t in tags):
+                continue
+            shown_state = "open" if r["state"] == "snoozed" else r["state"]
+            if state and shown_state != state:
+                continue
+            if reason == "unanswered":
+                since = parse_iso(r["waiting_since"])
+                limit = threshold_for(config.sla, ttags, r["priority"], threshold)
+                due = clock.add(since, limit) if since else now
+            else:
+                since = parse_iso(r["last_team_at"])
+                limit = config.sla.followup_after
+                due = since + limit if since else now
+            if since is None or (due > now and not include_not_due):
+                continue
+            items.append({
+                "thread_id": r["id"],
+                "subject": r["subject"] or "",
+                "customer": r["customer"],
+                "customer_name": r["customer_name"],
+                "waiting_since": iso(since),
+                "due_at": iso(due),
+                "age_hours": round((now - since).total_seconds() / 3600, 2),
+                "sla_age_hours": round(clock.elapsed(since, now).total_seconds() / 3600, 2)
+                if reason == "unanswered" else None,
+                "overdue": due <= now,
+                "reason": reason,
+                "state": shown_state,
+                "priority": r["priority"],
+                "tags": ttags,
+                "message_ids": mids.get(r["id"], []),
+            })
+    items.sort(key=lambda i: (i["waiting_since"], i["thread_id"]))
+    return items

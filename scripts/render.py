@@ -1,0 +1,126 @@
+"""Jinja templates: the user's folder first, the built-in ones as fallback.
+
+Replies live in ``replies/NAME.j2`` and may start with YAML front matter::
+
+    ---
+    subject: "Re: {{ thread.subject }}"   # optional override
+    holding: true                          # an acknowledgement: the follow-up clock watches it
+    tags: [acked]                          # added to the thread when sent
+    ---
+    Hi {{ customer.name }}, ...
+
+Templates render in Jinja's sandbox with ``StrictUndefined``: many hands edit
+them, and a reply that says "Hi ," must fail before it is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .config import Config
+
+FRONT = "---"
+
+
+class TemplateProblem(Exception):
+    """A template is missing, malformed or fails to render."""
+
+
+def builtin_dir() -> Path:
+    return Path(str(resources.files("mailtriage.templates")))
+
+
+def template_dirs(config: Config | None) -> list[Path]:
+    dirs = []
+    if config is not None:
+        user = config.templates_dir or (config.base_dir / "templates")
+        if user.is_dir():
+            dirs.append(user)
+    builtin = builtin_dir()
+    if not dirs or dirs[0].resolve() != builtin.resolve():
+        dirs.append(builtin)
+    return dirs
+
+
+def environment(config: Config | None, autoescape: bool = False) -> jinja2.Environment:
+    """A sandboxed, strict environment; ``default:`` reaches the built-in templates."""
+    dirs = template_dirs(config)
+    loader = jinja2.ChoiceLoader([
+        jinja2.FileSystemLoader([str(d) for d in dirs]),
+        jinja2.PrefixLoader({"default": jinja2.FileSystemLoader(str(builtin_dir()))}),
+    ])
+    env = ImmutableSandboxedEnvironment(
+        loader=loader, undefined=jinja2.StrictUndefined, autoescape=autoescape,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+    )
+    return env
+
+
+@dataclass
+class ReplyTemplate:
+    name: str
+    body: str
+    subject: str | None = None
+    holding: bool = False
+    tags: list[str] = field(default_factory=list)
+    source: str = ""
+
+
+def split_front_matter(text: str, name: str) -> tuple[dict[str, Any], str]:
+    if not text.startswith(FRONT):
+        return {}, text
+    end = text.find("\n" + FRONT, len(FRONT))
+    if end < 0:
+        raise TemplateProblem(f"{name}: front matter starts with --- but never ends")
+    try:
+        meta = yaml.safe_load(text[len(FRONT):end]) or {}
+    except yaml.YAMLError as exc:
+        raise TemplateProblem(f"{name}: bad front matter: {exc}") from None
+    if not isinstance(meta, dict):
+        raise TemplateProblem(f"{name}: front matter must be a mapping")
+    unknown = set(meta) - {"subject", "holding", "tags", "description"}
+    if unknown:
+        raise TemplateProblem(f"{name}: unknown front matter key {sorted(unknown)[0]!r}")
+    body = text[end + len(FRONT) + 1:]
+    return meta, body.lstrip("\n")
+
+
+def reply_names(config: Config | None) -> list[str]:
+    names: set[str] = set()
+    for d in template_dirs(config):
+        names.update(p.stem for p in (d / "replies").glob("*.j2"))
+    return sorted(names)
+
+
+def load_reply(config: Config | None, name: str) -> ReplyTemplate:
+    for d in template_dirs(config):
+        path = d / "replies" / f"{name}.j2"
+        if path.is_file():
+            meta, body = split_front_matter(path.read_text(encoding="utf-8"), f"{name}.j2")
+            tags = meta.get("tags") or []
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise TemplateProblem(f"{name}.j2: tags must be a list of strings")
+            return ReplyTemplate(name=name, body=body, subject=meta.get("subject"),
+                                 holding=bool(meta.get("holding", False)), tags=tags,
+                                 source=str(path))
+    raise TemplateProblem(
+        f"no reply template {name!r} (have: {', '.join(reply_names(config)) or 'none'})")
+
+
+def holding_templates(config: Config | None) -> set[str]:
+    """Names of reply templates marked ``holding: true`` (acknowledgements)."""
+    out = set()
+    for name in reply_names(config):
+        try:
+            if load_reply(config, name).holding:
+                out.add(name)
+        except TemplateProblem:
+            continue
+    return out

@@ -1,0 +1,243 @@
+"""Tagging rules: small declarative filters, compiled once when the config loads.
+
+A rule matches one message and acts on its thread::
+
+    - name: billing
+      match: {subject: "*invoice*", from: "/@(bigcorp|acme)\\.com$/"}   # all must hold
+      any: [{to: billing@example.com}, {body: "*refund*"}]              # one must hold
+      tags: [+billing, -urgent]
+      priority: high
+      close: false
+
+A pattern is a case-insensitive glob, or a regular expression when written
+``/like this/``.  A list of patterns matches when any of them does.  Address
+fields (from, to, cc, reply_to) match the bare address or ``Name <address>``.
+Invalid rules raise :class:`RuleError` at load time, never mid-sync.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import Any
+
+FIELDS = ("from", "to", "cc", "reply_to", "subject", "body", "folder", "header")
+PRIORITIES = ("urgent", "high", "normal", "low")
+_TAG_RE = re.compile(r"^[\w][\w.:/-]*$")
+
+
+class RuleError(Exception):
+    def __init__(self, index: int, name: str | None, message: str):
+        self.index, self.name, self.message = index, name, message
+        super().__init__(f"rule {name or index}: {message}")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    text: str
+    regex: re.Pattern[str]
+
+    @classmethod
+    def compile(cls, text: str) -> Pattern:
+        if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
+            try:
+                return cls(text, re.compile(text[1:-1], re.IGNORECASE))
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {text!r}: {exc}") from None
+        return cls(text, re.compile(fnmatch.translate(text), re.IGNORECASE | re.DOTALL))
+
+    def search(self, value: str) -> bool:
+        if self.text.startswith("/"):
+            return self.regex.search(value) is not None
+        return self.regex.match(value) is not None
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    patterns: tuple[Pattern, ...]
+    header: str | None = None  # for field == "header"
+
+    def describe(self) -> str:
+        what = f"header {self.header}" if self.header else self.field
+        return f"{what} ~ {' | '.join(p.text for p in self.patterns)}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    all: tuple[Condition, ...] = ()
+    any: tuple[tuple[Condition, ...], ...] = ()
+    add_tags: tuple[str, ...] = ()
+    remove_tags: tuple[str, ...] = ()
+    priority: str | None = None
+    close: bool = False
+    extra_headers: tuple[str, ...] = field(default=())
+
+    def matches(self, msg: MessageView) -> bool:
+        if not all(msg.check(c) for c in self.all):
+            return False
+        return not self.any or any(all(msg.check(c) for c in group) for group in self.any)
+
+
+class MessageView:
+    """The fields of one stored message as rules see them (a row from ``messages``)."""
+
+    def __init__(self, row: Mapping[str, Any], folders: Sequence[str] = ()):
+        self.row = row
+        self.folders = list(folders)
+        self._headers: Message | None = None
+
+    def values(self, cond: Condition) -> list[str]:
+        row = self.row
+        if cond.field == "from":
+            return _addr_values(row.get("from_addr"), row.get("from_name"))
+        if cond.field in ("to", "cc"):
+            return list(_json_list(row.get(cond.field + "_addrs")))
+        if cond.field == "reply_to":
+            return [row["reply_to"]] if row.get("reply_to") else []
+        if cond.field == "subject":
+            return [row.get("subject") or ""]
+        if cond.field == "body":
+            return [row.get("snippet") or ""]
+        if cond.field == "folder":
+            return self.folders
+        if self._headers is None:
+            raw = row.get("headers") or b""
+            if isinstance(raw, str):
+                raw = raw.encode("utf-8", "surrogateescape")
+            self._headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+        return [str(v) for v in self._headers.get_all(cond.header or "", [])]
+
+    def check(self, cond: Condition) -> bool:
+        return any(p.search(v) for v in self.values(cond) for p in cond.patterns)
+
+
+def _json_list(value: Any) -> list[str]:
+    import json
+
+    if not value:
+        return []
+    if isinstance(value, list):
+        return value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return []
+    return parsed if isinstance(parsed, list) else []
+
+
+def _addr_values(addr: str | None, name: str | None) -> list[str]:
+    if not addr:
+        return []
+    return [addr, f"{name} <{addr}>"] if name else [addr]
+
+
+def _conditions(spec: Any, where: str) -> tuple[Condition, ...]:
+    if not isinstance(spec, Mapping) or not spec:
+        raise ValueError(f"{where}: expected a mapping of field: pattern")
+    out: list[Condition] = []
+    for key, value in spec.items():
+        key = str(key)
+        header = None
+        if key.lower().startswith("header:"):
+            header = key.split(":", 1)[1].strip()
+            fld = "header"
+            if not header:
+                raise ValueError(f"{where}: 'header:' needs a header name, e.g. header:X-Priority")
+        elif key == "header" and isinstance(value, Mapping):
+            for hname, hval in value.items():
+                out.append(Condition("header", _patterns(hval, where), str(hname)))
+            continue
+        else:
+            fld = key.lower()
+            if fld not in FIELDS:
+                raise ValueError(
+                    f"{where}: unknown field {key!r} (use one of {', '.join(FIELDS)} "
+                    "or header:Name)"
+                )
+        out.append(Condition(fld, _patterns(value, where), header))
+    return tuple(out)
+
+
+def _patterns(value: Any, where: str) -> tuple[Pattern, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(v, str | int | float) for v in items):
+        raise ValueError(f"{where}: a pattern must be a string or a list of strings")
+    return tuple(Pattern.compile(str(v)) for v in items)
+
+
+def _tags(value: Any) -> tuple[list[str], list[str]]:
+    items = value if isinstance(value, list) else [value]
+    add, remove = [], []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"tags: expected strings like +billing or -urgent, got {item!r}")
+        sign, name = (item[0], item[1:]) if item[:1] in "+-" else ("+", item)
+        check_tag(name)
+        (remove if sign == "-" else add).append(name)
+    return add, remove
+
+
+def check_tag(name: str) -> str:
+    """Validate a tag name (letters, digits, and . : / - _ inside)."""
+    if not _TAG_RE.match(name):
+        raise ValueError(f"invalid tag {name!r}: use letters, digits, '.', ':', '/', '-', '_'")
+    return name
+
+
+def compile_rule(index: int, spec: Any) -> Rule:
+    if not isinstance(spec, Mapping):
+        raise RuleError(index, None, "expected a mapping with name, match/any and actions")
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise RuleError(index, None, "missing name")
+    known = {"name", "match", "all", "any", "tags", "priority", "close"}
+    for key in spec:
+        if key not in known:
+            raise RuleError(index, name, f"unknown key {key!r} (use {', '.join(sorted(known))})")
+    try:
+        all_spec = spec.get("match", spec.get("all"))
+        all_conds = _conditions(all_spec, "match") if all_spec is not None else ()
+        any_spec = spec.get("any")
+        any_groups: tuple[tuple[Condition, ...], ...] = ()
+        if any_spec is not None:
+            if not isinstance(any_spec, list) or not any_spec:
+                raise ValueError("any: expected a list of mappings")
+            any_groups = tuple(_conditions(g, "any") for g in any_spec)
+        if not all_conds and not any_groups:
+            raise ValueError("needs match: or any: conditions")
+        add, remove = _tags(spec.get("tags", []))
+        priority = spec.get("priority")
+        if priority is not None and priority not in PRIORITIES:
+            raise ValueError(f"priority: expected one of {', '.join(PRIORITIES)}")
+        close = spec.get("close", False)
+        if not isinstance(close, bool):
+            raise ValueError("close: expected true or false")
+        if not (add or remove or priority or close):
+            raise ValueError("no action: give tags, priority or close")
+    except ValueError as exc:
+        raise RuleError(index, name, str(exc)) from None
+    conds = all_conds + tuple(c for g in any_groups for c in g)
+    headers = tuple(sorted({c.header for c in conds if c.header}))
+    return Rule(name, all_conds, any_groups, tuple(add), tuple(remove), priority, close, headers)
+
+
+def compile_rules(specs: Sequence[Any]) -> list[Rule]:
+    """Compile the ``rules:`` list; raise RuleError naming the first bad rule."""
+    rules = [compile_rule(i, spec) for i, spec in enumerate(specs or [])]
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        if rule.name in seen:
+            raise RuleError(i, rule.name, "duplicate rule name")
+        seen.add(rule.name)
+    return rules
+
+
+def matching_rules(rules: Sequence[Rule], msg: MessageView) -> list[Rule]:
+    return [rule for rule in rules if rule.matches(msg)]

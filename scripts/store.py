@@ -1,0 +1,299 @@
+"""The SQLite store: opening it safely, its schema (migrations) and its shape.
+
+Server facts (``messages``, ``locations``, ``folders``) are rewritten by every
+sync; our decisions (``thread_state``, ``tags``, ``history``, ``replies``) live in
+their own tables and are never overwritten by a re-sync.  Threads are derived
+rows that sync keeps up to date, marked ``dirty`` in the same transaction that
+changes their messages, so a killed sync leaves nothing half-computed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("mailtriage")
+
+# Keep IN (...) lists well under SQLite's variable limit.
+CHUNK = 500
+
+
+class StoreError(Exception):
+    """The database cannot be opened or written (read-only, disk full, corrupt)."""
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["threads"].create(
+        {
+            "id": int,
+            "subject": str,
+            "subject_norm": str,
+            "first_at": str,
+            "last_at": str,
+            "message_count": int,
+            "participants": str,  # JSON list of addresses
+            "customer": str,
+            "customer_name": str,
+            "last_customer_at": str,
+            "last_team_at": str,
+            "waiting_since": str,  # set when the customer waits on us
+            "first_response_at": str,
+            "last_team_message_id": str,
+            "last_team_template": str,  # X-Mailtriage-Template of our last message
+            "last_sender": str,  # us | customer | auto
+            "automated": int,
+            "auto_signals": str,  # JSON list
+            "gm_thrid": str,
+            "dirty": int,
+        },
+        pk="id",
+        defaults={"dirty": 1, "automated": 0, "message_count": 0},
+    )
+    db["messages"].create(
+        {
+            "id": int,
+            "key": str,
+            "message_id": str,
+            "in_reply_to": str,
+            "refs": str,  # JSON list of msg-ids from References
+            "from_addr": str,
+            "from_name": str,
+            "to_addrs": str,
+            "cc_addrs": str,
+            "reply_to": str,
+            "subject": str,
+            "subject_norm": str,
+            "date": str,
+            "arrived_at": str,
+            "size": int,
+            "snippet": str,
+            "auto_signals": str,
+            "headers": bytes,
+            "parse_error": str,
+            "thread_id": int,
+            "gm_thrid": str,
+            "first_seen_at": str,
+            "triaged": int,
+        },
+        pk="id",
+        not_null={"key"},
+        foreign_keys=[("thread_id", "threads", "id")],
+        defaults={"triaged": 0},
+    )
+    db["message_refs"].create(
+        {"message": int, "ref": str},
+        pk=("message", "ref"),
+        foreign_keys=[("message", "messages", "id")],
+    )
+    db["locations"].create(
+        {
+            "account": str,
+            "folder": str,
+            "uidvalidity": int,
+            "uid": int,
+            "message": int,
+            "flags": str,
+            "modseq": int,
+            "internal_date": str,
+        },
+        pk=("account", "folder", "uidvalidity", "uid"),
+        foreign_keys=[("message", "messages", "id")],
+    )
+    db["folders"].create(
+        {
+            "account": str,
+            "folder": str,
+            "uidvalidity": int,
+            "last_uid": int,
+            "highestmodseq": int,
+            "uidnext": int,
+            "server_count": int,
+            "synced_at": str,
+            "uidvalidity_changed_at": str,
+            "last_error": str,
+        },
+        pk=("account", "folder"),
+    )
+    db["thread_state"].create(
+        {
+            "thread_id": int,
+            "state": str,
+            "snoozed_until": str,
+            "priority": str,
+            "changed_at": str,
+        },
+        pk="thread_id",
+        foreign_keys=[("thread_id", "threads", "id")],
+    )
+    db["tags"].create(
+        {"thread_id": int, "tag": str, "added_at": str, "cause": str},
+        pk=("thread_id", "tag"),
+        foreign_keys=[("thread_id", "threads", "id")],
+    )
+    db["history"].create(
+        {
+            "id": int,
+            "thread_id": int,
+            "at": str,
+            "field": str,
+            "old": str,
+            "new": str,
+            "cause": str,
+        },
+        pk="id",
+        foreign_keys=[("thread_id", "threads", "id")],
+    )
+    db["rule_hits"].create(
+        {"message": int, "rule": str, "at": str},
+        pk=("message", "rule"),
+        foreign_keys=[("message", "messages", "id")],
+    )
+    db["thread_aliases"].create({"old_id": int, "thread_id": int}, pk="old_id")
+    db["replies"].create(
+        {
+            "id": int,
+            "thread_id": int,
+            "template": str,
+            "message_id": str,
+            "to_addr": str,
+            "subject": str,
+            "mode": str,  # send | draft
+            "holding": int,
+            "auto": int,
+            "at": str,
+        },
+        pk="id",
+        foreign_keys=[("thread_id", "threads", "id")],
+    )
+    db["meta"].create({"key": str, "value": str}, pk="key")
+
+
+def ensure_shape(db: sqlite_utils.Database) -> None:
+    """Indexes and views: idempotent, run after migrations on every open."""
+    indexes = [
+        ("messages", ["key"], True),
+        ("messages", ["message_id"], False),
+        ("messages", ["thread_id", "arrived_at"], False),
+        ("messages", ["arrived_at"], False),
+        ("message_refs", ["ref"], False),
+        ("locations", ["message"], False),
+        ("threads", ["subject_norm"], False),
+        ("threads", ["last_at"], False),
+        ("threads", ["waiting_since"], False),
+        ("thread_state", ["state"], False),
+        ("tags", ["tag"], False),
+        ("history", ["thread_id", "at"], False),
+        ("replies", ["thread_id", "template"], False),
+    ]
+    for table, cols, unique in indexes:
+        db[table].create_index(cols, unique=unique, if_not_exists=True)
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_threads_dirty ON threads(dirty) WHERE dirty = 1"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_messages_untriaged ON messages(triaged) WHERE triaged = 0"
+    )
+    db.create_view(
+        "thread_overview",
+        """
+        SELECT t.id, t.subject, t.customer, s.state, s.priority, t.waiting_since,
+               t.first_at, t.last_at, t.message_count,
+               (SELECT group_concat(tag, ' ') FROM tags WHERE tags.thread_id = t.id) AS tags
+        FROM threads t LEFT JOIN thread_state s ON s.thread_id = t.id
+        """,
+        replace=True,
+    )
+
+
+def open_db(path: Path | str) -> sqlite_utils.Database:
+    """Open (creating 0600 if new) the state database, migrated and in WAL mode."""
+    path = Path(path)
+    try:
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+        conn = sqlite3.connect(str(path), timeout=30)
+        db = sqlite_utils.Database(conn)
+        if str(path) != ":memory:":
+            db.enable_wal()
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA synchronous = NORMAL")
+        migrations.apply(db)
+        ensure_shape(db)
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreError(f"{path}: cannot open the database: {exc}") from exc
+    return db
+
+
+def now_iso(now: dt.datetime | None = None) -> str:
+    return iso(now or dt.datetime.now(dt.UTC))
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """ISO-8601 UTC with a trailing Z: sorts as text, parses everywhere."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def query_in(
+    db: sqlite_utils.Database, sql: str, values: Iterable[Any], extra: Sequence[Any] = ()
+) -> Iterator[dict[str, Any]]:
+    """Run ``sql`` (holding one ``{in}`` placeholder) for values in chunks."""
+    values = list(values)
+    for part in chunks(values):
+        marks = ",".join("?" * len(part))
+        yield from db.query(sql.format(**{"in": marks}), [*part, *extra])
+
+
+def get_meta(db: sqlite_utils.Database, key: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
+    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [key, value])
+
+
+def resolve_thread_id(db: sqlite_utils.Database, ref: str | int) -> int | None:
+    """A thread id as users type it (``42`` or ``thread:42``), following merges."""
+    text = str(ref).strip().removeprefix("thread:").removeprefix("#")
+    if not text.isdigit():
+        return None
+    tid = int(text)
+    for _ in range(100):  # aliases form chains when threads merge repeatedly
+        if db.execute("SELECT 1 FROM threads WHERE id = ?", [tid]).fetchone():
+            return tid
+        row = db.execute("SELECT thread_id FROM thread_aliases WHERE old_id = ?", [tid]).fetchone()
+        if not row:
+            return None
+        tid = row[0]
+    return None
+
+
+def loads(value: str | None) -> Any:
+    return json.loads(value) if value else []

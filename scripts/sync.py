@@ -1,0 +1,369 @@
+"""Sync: bring ``state.db`` level with the mailbox, doing work in proportion to what changed.
+
+Per folder: a STATUS call (milliseconds) decides whether anything changed at all.
+If so, the folder is EXAMINEd; flags changed since the stored HIGHESTMODSEQ are
+refreshed (CONDSTORE), UIDs above the stored last UID are fetched in batches, and
+expunges are found by comparing counts (and, only on a mismatch, a UID SEARCH).
+Each batch is one transaction that also advances ``folders.last_uid``, so a sync
+killed anywhere resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from . import parse, triage
+from .config import AccountConfig, Config
+from .imap import AuthError, Fetched, IMAPSession, SyncError
+from .local import LocalSession
+from .store import chunks, iso, query_in
+from .threader import NewMessage, assign_threads, link_set
+
+log = logging.getLogger(__name__)
+
+Session = IMAPSession | LocalSession
+Progress = Callable[[int], None]
+
+
+@dataclass
+class FolderResult:
+    account: str
+    folder: str
+    new: int = 0
+    flags_changed: int = 0
+    expunged: int = 0
+    uidvalidity_changed: bool = False
+    unchanged: bool = False
+    parse_errors: int = 0
+
+
+@dataclass
+class SyncResult:
+    folders: list[FolderResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    refresh: triage.RefreshResult | None = None
+
+    @property
+    def new(self) -> int:
+        return sum(f.new for f in self.folders)
+
+    def summary(self) -> str:
+        parts = [f"{self.new} new message{'s' if self.new != 1 else ''}"]
+        flags = sum(f.flags_changed for f in self.folders)
+        gone = sum(f.expunged for f in self.folders)
+        bad = sum(f.parse_errors for f in self.folders)
+        if flags:
+            parts.append(f"{flags} flag changes")
+        if gone:
+            parts.append(f"{gone} removed")
+        if bad:
+            parts.append(f"{bad} unparseable (recorded)")
+        if any(f.uidvalidity_changed for f in self.folders):
+            parts.append("UIDVALIDITY changed: folder re-mapped")
+        folders = len(self.folders)
+        return f"synced {folders} folder{'s' if folders != 1 else ''}: " + ", ".join(parts)
+
+
+def extra_headers(config: Config) -> list[str]:
+    """Header fields that rules ask for beyond the standard set."""
+    names: set[str] = set()
+    for rule in config.rules:
+        names.update(rule.extra_headers)
+    known = {h.lower() for h in parse.HEADER_FIELDS}
+    return sorted(n for n in names if n.lower() not in known)
+
+
+def open_session(account: AccountConfig, config: Config) -> Session:
+    if account.source in ("maildir", "mbox"):
+        return LocalSession(account, extra_headers(config))
+    return IMAPSession(account, extra_headers(config))
+
+
+def sync(
+    db: sqlite_utils.Database,
+    config: Config,
+    now: dt.datetime,
+    *,
+    full: bool = False,
+    accounts: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    session_factory: Callable[[AccountConfig, Config], Session] = open_session,
+    retries: int = 2,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SyncResult:
+    """Sync every (or the named) account, then bring threads and states up to date.
+
+    A transient failure reconnects and resumes (bounded, with backoff); an
+    authentication failure is raised at once: retrying would lock the account.
+    """
+    result = SyncResult()
+    for account in config.accounts:
+        if accounts and account.name not in accounts:
+            continue
+        attempt = 0
+        while True:
+            done = {(f.account, f.folder) for f in result.folders}
+            try:
+                with session_factory(account, config) as session:
+                    for folder in session.resolve_folders():
+                        if (account.name, folder) in done:
+                            continue
+                        result.folders.append(
+                            sync_folder(db, config, session, account.name, folder, now,
+                                        full=full, progress=progress)
+                        )
+                break
+            except AuthError:
+                raise
+            except SyncError as exc:
+                attempt += 1
+                if attempt > retries:
+                    raise
+                log.warning("%s: %s; retrying (%d of %d)", account.name, exc, attempt, retries)
+                sleep(min(30.0, 2.0 ** attempt))
+            except (OSError, EOFError) as exc:
+                attempt += 1
+                if attempt > retries:
+                    raise SyncError(f"{account.name}: connection lost: {exc}") from None
+                log.warning("%s: connection lost (%s); retrying", account.name, exc)
+                sleep(min(30.0, 2.0 ** attempt))
+    result.refresh = triage.refresh(db, config, now)
+    return result
+
+
+def _folder_row(db: sqlite_utils.Database, account: str, folder: str) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM folders WHERE account = ? AND folder = ?",
+                         [account, folder]))
+    return rows[0] if rows else None
+
+
+def sync_folder(
+    db: sqlite_utils.Database,
+    config: Config,
+    session: Session,
+    account: str,
+    folder: str,
+    now: dt.datetime,
+    *,
+    full: bool = False,
+    progress: Progress | None = None,
+) -> FolderResult:
+    res = FolderResult(account, folder)
+    row = _folder_row(db, account, folder)
+    if row and not full and session.kind == "imap":
+        st = session.status(folder)
+        if (st.uidvalidity == row["uidvalidity"] and st.uidnext <= (row["last_uid"] or 0) + 1
+                and st.messages == row["server_count"]
+                and st.highestmodseq == row["highestmodseq"]):
+            db["folders"].update((account, folder), {"synced_at": iso(now), "last_error": None})
+            res.unchanged = True
+            return res
+
+    info = session.examine(folder)
+    validity = info.uidvalidity
+    last_uid = 0
+    if row and row["uidvalidity"] == validity and not full:
+        last_uid = row["last_uid"] or 0
+    elif row and row["uidvalidity"] not in (None, validity):
+        res.uidvalidity_changed = True
+        log.warning("%s/%s: UIDVALIDITY changed %s -> %s; re-mapping", account, folder,
+                    row["uidvalidity"], validity)
+
+    stored_uids = {r[0] for r in db.execute(
+        "SELECT uid FROM locations WHERE account = ? AND folder = ? AND uidvalidity = ?",
+        [account, folder, validity])} if (session.kind == "local" or full) else None
+
+    # 1. flags of messages we already have
+    if session.kind == "imap" and row and not res.uidvalidity_changed:
+        if session.condstore and row["highestmodseq"] and info.highestmodseq \
+                and info.highestmodseq > row["highestmodseq"]:
+            changed = session.changed_flags(row["highestmodseq"])
+            res.flags_changed = _update_flags(db, account, folder, validity,
+                                              {u: v for u, v in changed.items() if u <= last_uid})
+    elif session.kind == "local" and stored_uids:
+        current = session.flags()
+        res.flags_changed = _update_flags(
+            db, account, folder, validity,
+            {u: (f, None) for u, f in current.items() if u in stored_uids}, only_if_changed=True)
+
+    # 2. new messages, in batches, one transaction each
+    if session.kind == "imap":
+        new_uids = session.uids_above(last_uid)
+        if stored_uids:
+            new_uids = [u for u in new_uids if u not in stored_uids]
+    else:
+        new_uids = sorted(set(session.all_uids()) - (stored_uids or set()))
+    batch_size = session.account.batch_size
+    for batch in chunks(new_uids, batch_size):
+        fetched = session.fetch(batch)
+        with db.atomic():
+            n, errors = store_batch(db, config, account, folder, validity, fetched, now)
+            _save_folder(db, account, folder, validity,
+                         last_uid=max(batch) if session.kind == "imap" else 0)
+        res.new += n
+        res.parse_errors += errors
+        if progress:
+            progress(len(batch))
+
+    # 3. expunges (and, after a UIDVALIDITY change, the old mapping)
+    with db.atomic():
+        # Rows of an older UIDVALIDITY are stale mappings, also after a killed re-map.
+        db.execute(
+            "DELETE FROM locations WHERE account = ? AND folder = ? AND uidvalidity != ?",
+            [account, folder, validity])
+        if res.uidvalidity_changed:
+            db.execute("UPDATE folders SET uidvalidity_changed_at = ? "
+                       "WHERE account = ? AND folder = ?", [iso(now), account, folder])
+        count = db.execute(
+            "SELECT COUNT(*) FROM locations WHERE account = ? AND folder = ? AND uidvalidity = ?",
+            [account, folder, validity]).fetchone()[0]
+        if count != info.messages or session.kind == "local":
+            present = set(session.all_uids())
+            gone = [r[0] for r in db.execute(
+                "SELECT uid FROM locations WHERE account = ? AND folder = ? AND uidvalidity = ?",
+                [account, folder, validity]) if r[0] not in present]
+            for part in chunks(gone):
+                marks = ",".join("?" * len(part))
+                touched = [r[0] for r in db.execute(
+                    f"SELECT DISTINCT m.thread_id FROM locations l JOIN messages m "
+                    f"ON m.id = l.message WHERE l.account = ? AND l.folder = ? "
+                    f"AND l.uidvalidity = ? AND l.uid IN ({marks})",
+                    [account, folder, validity, *part])]
+                db.execute(
+                    f"DELETE FROM locations WHERE account = ? AND folder = ? AND uidvalidity = ? "
+                    f"AND uid IN ({marks})", [account, folder, validity, *part])
+                db.conn.executemany("UPDATE threads SET dirty = 1 WHERE id = ?",
+                                    [(t,) for t in touched if t])
+            res.expunged = len(gone)
+            server_count = len(present)
+        else:
+            server_count = info.messages
+        final_uid = max([last_uid, *new_uids]) if session.kind == "imap" else 0
+        db["folders"].upsert(
+            {"account": account, "folder": folder, "uidvalidity": validity,
+             "last_uid": final_uid, "highestmodseq": info.highestmodseq,
+             "uidnext": info.uidnext, "server_count": server_count,
+             "synced_at": iso(now), "last_error": None},
+            pk=("account", "folder"),
+        )
+    return res
+
+
+def _save_folder(db: sqlite_utils.Database, account: str, folder: str, validity: int,
+                 last_uid: int) -> None:
+    db.execute(
+        "INSERT INTO folders (account, folder, uidvalidity, last_uid) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(account, folder) DO UPDATE SET uidvalidity = excluded.uidvalidity, "
+        "last_uid = MAX(COALESCE(CASE WHEN folders.uidvalidity = excluded.uidvalidity "
+        "THEN folders.last_uid END, 0), excluded.last_uid)",
+        [account, folder, validity, last_uid],
+    )
+
+
+def _update_flags(
+    db: sqlite_utils.Database, account: str, folder: str, validity: int,
+    changes: dict[int, tuple[tuple[str, ...], int | None]], only_if_changed: bool = False,
+) -> int:
+    if not changes:
+        return 0
+    rows = [(" ".join(flags), modseq, account, folder, validity, uid)
+            for uid, (flags, modseq) in changes.items()]
+    where = " AND flags IS NOT ?" if only_if_changed else ""
+    with db.atomic():
+        before = db.conn.total_changes
+        db.conn.executemany(
+            "UPDATE locations SET flags = ?, modseq = COALESCE(?, modseq) WHERE account = ? "
+            f"AND folder = ? AND uidvalidity = ? AND uid = ?{where}",
+            [(*r, r[0]) for r in rows] if only_if_changed else rows,
+        )
+        return db.conn.total_changes - before
+
+
+def message_row(p: parse.ParsedMessage, f: Fetched, now: dt.datetime) -> dict[str, Any]:
+    arrived = f.internal_date or p.date or now
+    return {
+        "key": p.key,
+        "message_id": p.message_id or p.display_id,
+        "in_reply_to": p.in_reply_to,
+        "refs": json.dumps(p.references) if p.references else None,
+        "from_addr": p.from_addr,
+        "from_name": p.from_name or None,
+        "to_addrs": json.dumps(p.to),
+        "cc_addrs": json.dumps(p.cc),
+        "reply_to": p.reply_to,
+        "subject": p.subject,
+        "subject_norm": parse.normalize_subject(p.subject),
+        "date": iso(p.date),
+        "arrived_at": iso(arrived),
+        "size": f.size,
+        "snippet": p.snippet,
+        "auto_signals": json.dumps(p.auto_signals) if p.auto_signals else None,
+        "headers": f.header_bytes,
+        "parse_error": p.parse_error,
+        "gm_thrid": f.gm_thrid,
+        "first_seen_at": iso(now),
+        "triaged": 0,
+    }
+
+
+def store_batch(
+    db: sqlite_utils.Database,
+    config: Config,
+    account: str,
+    folder: str,
+    validity: int,
+    fetched: Iterable[Fetched],
+    now: dt.datetime,
+) -> tuple[int, int]:
+    """Store one fetched batch (inside the caller's transaction); return (new, parse errors)."""
+    parsed: list[tuple[Fetched, parse.ParsedMessage]] = []
+    for f in fetched:
+        parsed.append((f, parse.parse_message(f.header_bytes, f.body_prefix)))
+    keys = {p.key for _f, p in parsed}
+    ids = {r["key"]: r["id"] for r in query_in(
+        db, "SELECT id, key FROM messages WHERE key IN ({in})", keys)}
+    next_id = (db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]) + 1
+    rows: list[dict[str, Any]] = []
+    refs: list[tuple[int, str]] = []
+    threading: list[NewMessage] = []
+    errors = 0
+    for f, p in parsed:
+        if p.key in ids:
+            continue
+        ids[p.key] = next_id
+        row = message_row(p, f, now)
+        row["id"] = next_id
+        rows.append(row)
+        if p.parse_error:
+            errors += 1
+        links = link_set(p.message_id, p.in_reply_to, p.references)
+        refs.extend((next_id, link) for link in links)
+        people = set(p.to) | set(p.cc) | ({p.from_addr} if p.from_addr else set())
+        threading.append(NewMessage(
+            id=next_id, links=links,
+            has_reply_headers=bool(p.in_reply_to or p.references),
+            reply_subject=parse.is_reply_subject(p.subject),
+            subject_norm=row["subject_norm"], participants=people,
+            arrived_at=f.internal_date or p.date or now, gm_thrid=f.gm_thrid,
+        ))
+        next_id += 1
+    if rows:
+        db["messages"].insert_all(rows, batch_size=200)
+        db.conn.executemany("INSERT OR IGNORE INTO message_refs (message, ref) VALUES (?, ?)",
+                            refs)
+        assign_threads(db, threading, config.team.is_us, now)
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO locations (account, folder, uidvalidity, uid, message, flags, "
+        "modseq, internal_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(account, folder, validity, f.uid, ids[p.key], " ".join(f.flags), f.modseq,
+          iso(f.internal_date)) for f, p in parsed],
+    )
+    return len(rows), errors

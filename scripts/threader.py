@@ -1,0 +1,263 @@
+"""Group messages into conversations, incrementally, batch by batch.
+
+The rule (README, "Threads"):
+
+1. Two messages are in one thread when their *link sets* overlap.  A message's
+   link set is its own Message-ID, its In-Reply-To and its References.  This is
+   JWZ's grouping without the tree: siblings whose parent we never saw still meet
+   at the parent's id, and a later message that references two threads merges
+   them (the older thread id survives; the other becomes an alias).
+2. Gmail's X-GM-THRID, where present, links messages the same way.
+3. A message with neither In-Reply-To nor References whose subject starts with a
+   reply prefix ("Re:", "AW:", ...) joins the thread holding an earlier message
+   with the same normalised subject, sent or received within the last
+   ``SUBJECT_WINDOW``, that shares at least one participant who is not the team.
+
+Union-find over ids keeps it linear; a References cycle is just more unions, so
+no input can make it loop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from .store import iso, parse_iso, query_in
+
+SUBJECT_WINDOW = dt.timedelta(days=14)
+
+
+class UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[Hashable, Hashable] = {}
+
+    def find(self, x: Hashable) -> Hashable:
+        parent = self.parent
+        parent.setdefault(x, x)
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:  # path compression, iteratively
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(self, a: Hashable, b: Hashable) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+
+def link_set(message_id: str | None, in_reply_to: str | None, refs: Iterable[str]) -> set[str]:
+    links = set(refs)
+    if message_id:
+        links.add(message_id)
+    if in_reply_to:
+        links.add(in_reply_to)
+    return links
+
+
+def group(items: Sequence[tuple[Hashable, Iterable[str]]]) -> list[list[Hashable]]:
+    """Pure grouping by overlapping link sets: [(key, links)] -> groups of keys."""
+    uf = UnionFind()
+    for key, links in items:
+        uf.find(("m", key))
+        for link in links:
+            uf.union(("m", key), ("r", link))
+    groups: dict[Hashable, list[Hashable]] = defaultdict(list)
+    for key, _ in items:
+        groups[uf.find(("m", key))].append(key)
+    return list(groups.values())
+
+
+@dataclass
+class NewMessage:
+    """What threading needs of a message that was just stored."""
+
+    id: int
+    links: set[str]
+    has_reply_headers: bool
+    reply_subject: bool
+    subject_norm: str
+    participants: set[str]
+    arrived_at: dt.datetime | None
+    gm_thrid: str | None = None
+    thread_id: int | None = field(default=None)
+
+
+def assign_threads(
+    db: sqlite_utils.Database,
+    new: Sequence[NewMessage],
+    is_us: Callable[[str], bool],
+    now: dt.datetime,
+) -> set[int]:
+    """Give every message in ``new`` a thread, merging threads it links; return touched ids.
+
+    Runs inside the caller's transaction. Queries are per batch, never per message.
+    """
+    if not new:
+        return set()
+    uf = UnionFind()
+    all_links: set[str] = set()
+    for msg in new:
+        node = ("m", msg.id)
+        uf.find(node)
+        for link in msg.links:
+            uf.union(node, ("r", link))
+        all_links |= msg.links
+        if msg.gm_thrid:
+            uf.union(node, ("g", msg.gm_thrid))
+
+    new_ids = {m.id for m in new}
+    # Existing threads that hold any of these links.
+    for row in query_in(
+        db,
+        "SELECT r.ref, m.thread_id FROM message_refs r JOIN messages m ON m.id = r.message "
+        "WHERE r.ref IN ({in}) AND m.thread_id IS NOT NULL",
+        all_links,
+    ):
+        uf.union(("r", row["ref"]), ("t", row["thread_id"]))
+    gm = {m.gm_thrid for m in new if m.gm_thrid}
+    for row in query_in(db, "SELECT id, gm_thrid FROM threads WHERE gm_thrid IN ({in})", gm):
+        uf.union(("g", row["gm_thrid"]), ("t", row["id"]))
+
+    _link_by_subject(db, new, uf, is_us)
+
+    components: dict[Hashable, list[int]] = defaultdict(list)
+    existing: dict[Hashable, set[int]] = defaultdict(set)
+    for node in list(uf.parent):
+        kind, value = node  # type: ignore[misc]
+        if kind == "m" and value in new_ids:
+            components[uf.find(node)].append(value)
+        elif kind == "t":
+            existing[uf.find(node)].add(value)
+
+    next_id = _next_thread_id(db)
+    touched: set[int] = set()
+    assignments: list[tuple[int, int]] = []
+    new_threads: list[dict[str, Any]] = []
+    for root, message_ids in components.items():
+        tids = sorted(existing.get(root, ()))
+        if tids:
+            survivor = tids[0]
+            if len(tids) > 1:
+                merge_threads(db, survivor, tids[1:], now)
+        else:
+            survivor = next_id
+            next_id += 1
+            first = min(new, key=lambda m: m.id if m.id in message_ids else 1 << 62)
+            new_threads.append({"id": survivor, "dirty": 1, "gm_thrid": first.gm_thrid})
+        touched.add(survivor)
+        assignments.extend((survivor, mid) for mid in message_ids)
+    if new_threads:
+        db["threads"].insert_all(new_threads)
+    db.conn.executemany("UPDATE messages SET thread_id = ? WHERE id = ?", assignments)
+    mark_dirty(db, touched)
+    return touched
+
+
+def _link_by_subject(
+    db: sqlite_utils.Database, new: Sequence[NewMessage], uf: UnionFind,
+    is_us: Callable[[str], bool],
+) -> None:
+    candidates = [
+        m for m in new
+        if not m.has_reply_headers and m.reply_subject and m.subject_norm and m.arrived_at
+    ]
+    if not candidates:
+        return
+    subjects = {m.subject_norm for m in candidates}
+    earliest = min(m.arrived_at for m in candidates if m.arrived_at) - SUBJECT_WINDOW
+    rows_by_subject = _rows_by_subject(db, subjects, earliest)
+    for m in new:  # earlier messages of this same batch count too
+        if m.arrived_at and m.subject_norm in subjects:
+            rows_by_subject.setdefault(m.subject_norm, []).append(
+                (m.arrived_at, m.participants, ("m", m.id))
+            )
+    for cand in candidates:
+        assert cand.arrived_at is not None
+        mine = {p for p in cand.participants if not is_us(p)}
+        best: tuple[dt.datetime, Hashable] | None = None
+        for at, people, node in rows_by_subject.get(cand.subject_norm, ()):
+            if node == ("m", cand.id) or not (cand.arrived_at - SUBJECT_WINDOW <= at
+                                               < cand.arrived_at):
+                continue
+            if mine & people and (best is None or at > best[0]):
+                best = (at, node)
+        if best:
+            uf.union(("m", cand.id), best[1])
+
+
+def _rows_by_subject(
+    db: sqlite_utils.Database, subjects: set[str], earliest: dt.datetime
+) -> dict[str, list[tuple[dt.datetime, set[str], Hashable]]]:
+    out: dict[str, list[tuple[dt.datetime, set[str], Hashable]]] = defaultdict(list)
+    for row in query_in(
+        db,
+        "SELECT subject_norm, thread_id, from_addr, to_addrs, cc_addrs, arrived_at "
+        "FROM messages WHERE subject_norm IN ({in}) AND arrived_at >= ? "
+        "AND thread_id IS NOT NULL",
+        subjects,
+        [iso(earliest)],
+    ):
+        at = parse_iso(row["arrived_at"])
+        if at:
+            people = _people(row["from_addr"], row["to_addrs"], row["cc_addrs"])
+            out[row["subject_norm"]].append((at, people, ("t", row["thread_id"])))
+    return out
+
+
+def _people(from_addr: str | None, to_json: str | None, cc_json: str | None) -> set[str]:
+    people = set(json.loads(to_json or "[]")) | set(json.loads(cc_json or "[]"))
+    if from_addr:
+        people.add(from_addr)
+    return people
+
+
+def _next_thread_id(db: sqlite_utils.Database) -> int:
+    row = db.execute(
+        "SELECT MAX(COALESCE((SELECT MAX(id) FROM threads), 0), "
+        "COALESCE((SELECT MAX(old_id) FROM thread_aliases), 0))"
+    ).fetchone()
+    return int(row[0]) + 1
+
+
+def mark_dirty(db: sqlite_utils.Database, thread_ids: Iterable[int]) -> None:
+    db.conn.executemany("UPDATE threads SET dirty = 1 WHERE id = ?", [(t,) for t in thread_ids])
+
+
+def merge_threads(
+    db: sqlite_utils.Database, survivor: int, others: Sequence[int], now: dt.datetime
+) -> None:
+    """Fold ``others`` into ``survivor``, keeping every tag, state and history row."""
+    at = iso(now)
+    for old in others:
+        args = [survivor, old]
+        db.execute("UPDATE messages SET thread_id = ? WHERE thread_id = ?", args)
+        db.execute(
+            "INSERT OR IGNORE INTO tags (thread_id, tag, added_at, cause) "
+            "SELECT ?, tag, added_at, cause FROM tags WHERE thread_id = ?", args
+        )
+        db.execute("DELETE FROM tags WHERE thread_id = ?", [old])
+        db.execute(
+            "INSERT OR IGNORE INTO thread_state (thread_id, state, snoozed_until, priority, "
+            "changed_at) SELECT ?, state, snoozed_until, priority, changed_at "
+            "FROM thread_state WHERE thread_id = ?", args
+        )
+        db.execute("DELETE FROM thread_state WHERE thread_id = ?", [old])
+        db.execute("UPDATE history SET thread_id = ? WHERE thread_id = ?", args)
+        db.execute("UPDATE replies SET thread_id = ? WHERE thread_id = ?", args)
+        db.execute("UPDATE thread_aliases SET thread_id = ? WHERE thread_id = ?", args)
+        db.execute("INSERT OR REPLACE INTO thread_aliases (old_id, thread_id) VALUES (?, ?)",
+                   [old, survivor])
+        db.execute(
+            "INSERT INTO history (thread_id, at, field, old, new, cause) "
+            "VALUES (?, ?, 'merge', ?, ?, 'sync')", [survivor, at, str(old), str(survivor)]
+        )
+        db.execute("DELETE FROM threads WHERE id = ?", [old])
+    db.execute("UPDATE threads SET dirty = 1 WHERE id = ?", [survivor])

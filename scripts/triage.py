@@ -1,0 +1,387 @@
+"""Whose turn is it: classify messages, summarise threads, move thread states, apply rules.
+
+The rules (README, "What the tool decides"):
+
+* A message is **automated** when any automated-mail signal fired (parse.py);
+  else it is **ours** when its sender is a team address or at a team domain;
+  else it is the **customer's**.
+* A thread is **unanswered** when its latest non-automated message is the
+  customer's.  It has waited since the customer's first message after our last
+  reply (or since their first message if we never replied).
+* States: ``open`` (customer waiting), ``waiting`` (we answered), ``snoozed``
+  (until a time), ``closed``.  New customer mail reopens closed and snoozed
+  threads; our reply moves ``open`` to ``waiting``; an expired snooze wakes up.
+  Threads with automated mail only are closed and tagged ``automated``.
+
+``refresh`` runs after every sync on the threads marked dirty and the messages
+not yet triaged, a few hundred at a time, one transaction per chunk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from .config import Config, TeamConfig
+from .rules import MessageView, matching_rules
+from .store import chunks, iso, parse_iso, query_in
+
+STATES = ("open", "waiting", "snoozed", "closed")
+US, CUSTOMER, AUTO = "us", "customer", "auto"
+
+
+def classify(from_addr: str | None, auto_signals: Sequence[str], team: TeamConfig) -> str:
+    if auto_signals:
+        return AUTO
+    return US if team.is_us(from_addr) else CUSTOMER
+
+
+@dataclass
+class Event:
+    """One message (or one reply we sent and have not synced yet) in a thread."""
+
+    at: dt.datetime
+    kind: str  # us | customer | auto
+    message_id: str | None = None
+    from_addr: str | None = None
+    from_name: str | None = None
+    to: Sequence[str] = ()
+    subject: str = ""
+    signals: Sequence[str] = ()
+
+
+@dataclass
+class Summary:
+    first_at: dt.datetime | None = None
+    last_at: dt.datetime | None = None
+    waiting_since: dt.datetime | None = None
+    last_customer_at: dt.datetime | None = None
+    last_team_at: dt.datetime | None = None
+    last_team_message_id: str | None = None
+    first_response_at: dt.datetime | None = None
+    customer: str | None = None
+    customer_name: str | None = None
+    last_sender: str | None = None
+    automated: bool = False
+    signals: list[str] = field(default_factory=list)
+
+
+def summarize(events: Sequence[Event], team: TeamConfig) -> Summary:
+    """Pure: who spoke last and since when the customer waits."""
+    s = Summary()
+    ordered = sorted(events, key=lambda e: e.at)
+    if not ordered:
+        return s
+    s.first_at, s.last_at = ordered[0].at, ordered[-1].at
+    first_customer_at = None
+    waiting_since = None
+    for e in ordered:
+        for sig in e.signals:
+            if sig not in s.signals:
+                s.signals.append(sig)
+        if e.kind == AUTO:
+            continue
+        s.last_sender = e.kind
+        if e.kind == CUSTOMER:
+            s.last_customer_at = e.at
+            if first_customer_at is None:
+                first_customer_at = e.at
+                s.customer, s.customer_name = e.from_addr, e.from_name
+            if waiting_since is None:
+                waiting_since = e.at
+        else:
+            s.last_team_at = e.at
+            s.last_team_message_id = e.message_id
+            if first_customer_at is not None and s.first_response_at is None:
+                s.first_response_at = e.at
+            waiting_since = None
+    s.waiting_since = waiting_since
+    if s.customer is None:  # we wrote first (outbound) or only automated mail
+        for e in ordered:
+            if e.kind == US:
+                others = [a for a in e.to if not team.is_us(a)]
+                if others:
+                    s.customer = others[0]
+                    break
+        if s.customer is None:
+            s.customer, s.customer_name = ordered[0].from_addr, ordered[0].from_name
+    s.automated = bool(s.signals) and first_customer_at is None and s.last_team_at is None
+    return s
+
+
+@dataclass
+class RefreshResult:
+    threads: int = 0
+    reopened: list[int] = field(default_factory=list)
+    rule_hits: int = 0
+
+
+def record(db: sqlite_utils.Database, thread_id: int, at: str, fld: str, old: Any, new: Any,
+           cause: str) -> None:
+    db.execute(
+        "INSERT INTO history (thread_id, at, field, old, new, cause) VALUES (?, ?, ?, ?, ?, ?)",
+        [thread_id, at, fld, None if old is None else str(old),
+         None if new is None else str(new), cause],
+    )
+
+
+def set_state(db: sqlite_utils.Database, thread_id: int, state: str, at: str, cause: str,
+              snoozed_until: str | None = None, current: Mapping[str, Any] | None = None) -> bool:
+    """Change a thread's state (with history); return whether it changed."""
+    if current is None:
+        rows = list(db.query("SELECT * FROM thread_state WHERE thread_id = ?", [thread_id]))
+        current = rows[0] if rows else None
+    old = current["state"] if current else None
+    old_until = current["snoozed_until"] if current else None
+    if old == state and old_until == snoozed_until:
+        return False
+    db.execute(
+        "INSERT INTO thread_state (thread_id, state, snoozed_until, changed_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT(thread_id) DO UPDATE SET state = excluded.state, "
+        "snoozed_until = excluded.snoozed_until, changed_at = excluded.changed_at",
+        [thread_id, state, snoozed_until, at],
+    )
+    record(db, thread_id, at, "state", old, state + (f" until {snoozed_until}"
+                                                       if snoozed_until else ""), cause)
+    return True
+
+
+def change_tags(db: sqlite_utils.Database, thread_id: int, add: Iterable[str],
+                remove: Iterable[str], at: str, cause: str) -> list[str]:
+    """Add and remove tags with history; return the changes made (``+tag``/``-tag``)."""
+    changes = []
+    for tag in add:
+        cur = db.execute("INSERT OR IGNORE INTO tags (thread_id, tag, added_at, cause) "
+                         "VALUES (?, ?, ?, ?)", [thread_id, tag, at, cause])
+        if cur.rowcount:
+            record(db, thread_id, at, "tag", None, "+" + tag, cause)
+            changes.append("+" + tag)
+    for tag in remove:
+        cur = db.execute("DELETE FROM tags WHERE thread_id = ? AND tag = ?", [thread_id, tag])
+        if cur.rowcount:
+            record(db, thread_id, at, "tag", None, "-" + tag, cause)
+            changes.append("-" + tag)
+    return changes
+
+
+def set_priority(db: sqlite_utils.Database, thread_id: int, priority: str | None, at: str,
+                 cause: str) -> bool:
+    row = db.execute("SELECT priority FROM thread_state WHERE thread_id = ?",
+                     [thread_id]).fetchone()
+    old = row[0] if row else None
+    if old == priority:
+        return False
+    if row:
+        db.execute("UPDATE thread_state SET priority = ? WHERE thread_id = ?",
+                   [priority, thread_id])
+    else:
+        db.execute("INSERT INTO thread_state (thread_id, state, priority, changed_at) "
+                   "VALUES (?, 'open', ?, ?)", [thread_id, priority, at])
+    record(db, thread_id, at, "priority", old, priority, cause)
+    return True
+
+
+def load_events(db: sqlite_utils.Database, thread_ids: Sequence[int],
+                team: TeamConfig) -> dict[int, list[Event]]:
+    """Messages and not-yet-synced replies of these threads, in two queries."""
+    events: dict[int, list[Event]] = defaultdict(list)
+    seen_ids: dict[int, set[str]] = defaultdict(set)
+    for r in query_in(
+        db,
+        "SELECT thread_id, message_id, from_addr, from_name, to_addrs, subject, arrived_at, "
+        "auto_signals FROM messages WHERE thread_id IN ({in})",
+        thread_ids,
+    ):
+        signals = json.loads(r["auto_signals"]) if r["auto_signals"] else []
+        at = parse_iso(r["arrived_at"])
+        if at is None:
+            continue
+        events[r["thread_id"]].append(Event(
+            at=at, kind=classify(r["from_addr"], signals, team), message_id=r["message_id"],
+            from_addr=r["from_addr"], from_name=r["from_name"],
+            to=json.loads(r["to_addrs"] or "[]"), subject=r["subject"] or "", signals=signals,
+        ))
+        if r["message_id"]:
+            seen_ids[r["thread_id"]].add(r["message_id"])
+    for r in query_in(db, "SELECT thread_id, message_id, to_addr, subject, at FROM replies "
+                          "WHERE thread_id IN ({in}) AND mode = 'send'", thread_ids):
+        if r["message_id"] in seen_ids[r["thread_id"]]:
+            continue  # already synced back from the Sent folder
+        at = parse_iso(r["at"])
+        if at:
+            events[r["thread_id"]].append(Event(at=at, kind=US, message_id=r["message_id"],
+                                                 to=[r["to_addr"]], subject=r["subject"] or ""))
+    return events
+
+
+def refresh_threads(db: sqlite_utils.Database, config: Config, thread_ids: Sequence[int],
+                    now: dt.datetime, result: RefreshResult) -> None:
+    """Recompute summaries and move states for these threads (caller's transaction)."""
+    at = iso(now)
+    events = load_events(db, thread_ids, config.team)
+    states = {r["thread_id"]: r for r in query_in(
+        db, "SELECT * FROM thread_state WHERE thread_id IN ({in})", thread_ids)}
+    first_subject = {r["thread_id"]: r["subject"] for r in query_in(
+        db,
+        "SELECT thread_id, subject FROM messages m WHERE thread_id IN ({in}) AND id = "
+        "(SELECT id FROM messages m2 WHERE m2.thread_id = m.thread_id "
+        "ORDER BY arrived_at, id LIMIT 1)",
+        thread_ids,
+    )}
+    participants: dict[int, set[str]] = defaultdict(set)
+    for r in query_in(db, "SELECT thread_id, from_addr, to_addrs, cc_addrs FROM messages "
+                          "WHERE thread_id IN ({in})", thread_ids):
+        people = participants[r["thread_id"]]
+        if r["from_addr"]:
+            people.add(r["from_addr"])
+        people.update(json.loads(r["to_addrs"] or "[]"))
+        people.update(json.loads(r["cc_addrs"] or "[]"))
+    from .parse import normalize_subject
+
+    updates = []
+    for tid in thread_ids:
+        evs = events.get(tid, [])
+        s = summarize(evs, config.team)
+        subject = first_subject.get(tid) or ""
+        updates.append({
+            "id": tid, "subject": subject, "subject_norm": normalize_subject(subject),
+            "first_at": iso(s.first_at), "last_at": iso(s.last_at),
+            "message_count": sum(1 for e in evs if e.kind != US or e.from_addr is not None),
+            "participants": json.dumps(sorted(participants.get(tid, ()))),
+            "customer": s.customer, "customer_name": s.customer_name,
+            "last_customer_at": iso(s.last_customer_at), "last_team_at": iso(s.last_team_at),
+            "waiting_since": iso(s.waiting_since), "first_response_at": iso(s.first_response_at),
+            "last_team_message_id": s.last_team_message_id, "last_sender": s.last_sender,
+            "automated": int(s.automated), "auto_signals": json.dumps(s.signals) or None,
+            "dirty": 0,
+        })
+        _move_state(db, tid, s, states.get(tid), now, at, result)
+        if s.automated:
+            change_tags(db, tid, ["automated"], [], at, "sync")
+    db["threads"].upsert_all(updates, pk="id")
+
+
+def _move_state(db: sqlite_utils.Database, tid: int, s: Summary, current: Mapping[str, Any] | None,
+                now: dt.datetime, at: str, result: RefreshResult) -> None:
+    waiting = s.waiting_since is not None
+    if current is None:
+        state = "closed" if s.automated else ("open" if waiting else "waiting")
+        set_state(db, tid, state, at, "sync", current=None)
+        return
+    state = current["state"]
+    changed_at = parse_iso(current["changed_at"]) or dt.datetime.min.replace(tzinfo=dt.UTC)
+    new_customer_mail = waiting and s.last_customer_at is not None \
+        and s.last_customer_at > changed_at
+    if state in ("closed", "snoozed") and new_customer_mail:
+        set_state(db, tid, "open", at, "sync: new customer mail", current=current)
+        result.reopened.append(tid)
+    elif state == "open" and not waiting and not s.automated:
+        set_state(db, tid, "waiting", at, "sync: answered", current=current)
+    elif state == "waiting" and waiting:
+        set_state(db, tid, "open", at, "sync: customer wrote again", current=current)
+
+
+def wake_snoozed(db: sqlite_utils.Database, now: dt.datetime) -> list[int]:
+    """Snoozes that have run out go back to open (customer waiting) or waiting."""
+    at = iso(now)
+    woken = []
+    for r in db.query(
+        "SELECT s.*, t.waiting_since FROM thread_state s JOIN threads t ON t.id = s.thread_id "
+        "WHERE s.state = 'snoozed' AND s.snoozed_until <= ?", [at]
+    ):
+        state = "open" if r["waiting_since"] else "waiting"
+        set_state(db, r["thread_id"], state, at, "sync: snooze expired", current=r)
+        woken.append(r["thread_id"])
+    return woken
+
+
+def apply_rules(db: sqlite_utils.Database, config: Config, message_ids: Sequence[int],
+                now: dt.datetime, dry_run: bool = False,
+                cause_prefix: str = "rule:") -> list[dict[str, Any]]:
+    """Run the rules on these messages and act on their threads; return what fired."""
+    at = iso(now)
+    folders: dict[int, list[str]] = defaultdict(list)
+    for r in query_in(db, "SELECT message, folder FROM locations WHERE message IN ({in})",
+                      message_ids):
+        folders[r["message"]].append(r["folder"])
+    hits = []
+    rows = list(query_in(db, "SELECT * FROM messages WHERE id IN ({in}) ORDER BY id",
+                         message_ids))
+    for row in rows:
+        if not config.rules:
+            break
+        view = MessageView(row, folders.get(row["id"], []))
+        for rule in matching_rules(config.rules, view):
+            tid = row["thread_id"]
+            hit = {"rule": rule.name, "message": row["id"], "thread_id": tid,
+                   "changes": []}
+            if not dry_run:
+                cause = cause_prefix + rule.name
+                db.execute("INSERT OR IGNORE INTO rule_hits (message, rule, at) VALUES (?, ?, ?)",
+                           [row["id"], rule.name, at])
+                hit["changes"] = change_tags(db, tid, rule.add_tags, rule.remove_tags, at, cause)
+                if rule.priority and set_priority(db, tid, rule.priority, at, cause):
+                    hit["changes"].append(f"priority={rule.priority}")
+                if rule.close and set_state(db, tid, "closed", at, cause):
+                    hit["changes"].append("state=closed")
+            else:
+                hit["changes"] = _would_change(db, tid, rule)
+            hits.append(hit)
+    if not dry_run:
+        db.conn.executemany("UPDATE messages SET triaged = 1 WHERE id = ?",
+                            [(r["id"],) for r in rows])
+    return hits
+
+
+def _would_change(db: sqlite_utils.Database, tid: int, rule: Any) -> list[str]:
+    tags = {r[0] for r in db.execute("SELECT tag FROM tags WHERE thread_id = ?", [tid])}
+    state = db.execute("SELECT state, priority FROM thread_state WHERE thread_id = ?",
+                       [tid]).fetchone()
+    out = ["+" + t for t in rule.add_tags if t not in tags]
+    out += ["-" + t for t in rule.remove_tags if t in tags]
+    if rule.priority and (not state or state[1] != rule.priority):
+        out.append(f"priority={rule.priority}")
+    if rule.close and (not state or state[0] != "closed"):
+        out.append("state=closed")
+    return out
+
+
+def refresh(db: sqlite_utils.Database, config: Config, now: dt.datetime,
+            chunk: int = 500) -> RefreshResult:
+    """Bring dirty threads, new messages' rules and expired snoozes up to date."""
+    result = RefreshResult()
+    while True:
+        ids = [r[0] for r in db.execute(
+            "SELECT id FROM threads WHERE dirty = 1 LIMIT ?", [chunk])]
+        if not ids:
+            break
+        with db.atomic():
+            refresh_threads(db, config, ids, now, result)
+        result.threads += len(ids)
+    while True:
+        ids = [r[0] for r in db.execute(
+            "SELECT id FROM messages WHERE triaged = 0 ORDER BY id LIMIT ?", [chunk])]
+        if not ids:
+            break
+        with db.atomic():
+            result.rule_hits += len(apply_rules(db, config, ids, now))
+    with db.atomic():
+        wake_snoozed(db, now)
+    return result
+
+
+def retag(db: sqlite_utils.Database, config: Config, now: dt.datetime,
+          dry_run: bool = False) -> list[dict[str, Any]]:
+    """Apply the rules to every message again (``triage retag``)."""
+    hits: list[dict[str, Any]] = []
+    ids = [r[0] for r in db.execute("SELECT id FROM messages ORDER BY id")]
+    for part in chunks(ids):
+        with db.atomic():
+            hits.extend(apply_rules(db, config, part, now, dry_run=dry_run))
+    return hits
