@@ -88,6 +88,9 @@ class IMAPSession:
     def connect(self) -> None:
         acc = self.account
         where = f"{acc.host}:{acc.port}"
+        # Resolve the secret first: a missing one is a config error (exit 2), not a network one.
+        secret = (credentials.oauth2_token(acc) if acc.auth == "xoauth2"
+                  else credentials.password(acc))
         try:
             ctx = ssl_context(acc.ca_file)
         except (OSError, ssl.SSLError) as exc:
@@ -108,9 +111,9 @@ class IMAPSession:
         self.client = client
         try:
             if acc.auth == "xoauth2":
-                client.oauth2_login(acc.username, credentials.oauth2_token(acc))
+                client.oauth2_login(acc.username, secret)
             else:
-                client.login(acc.username, credentials.password(acc))
+                client.login(acc.username, secret)
         except LoginError:
             self.close()
             raise AuthError(f"{where}: login failed for {acc.username} "

@@ -70,6 +70,7 @@ HEADER_FIELDS: tuple[str, ...] = (
     "Return-Path",
     "X-Loop",
     "X-Failed-Recipients",
+    "X-Mailtriage-Template",
 )
 """Header fields the IMAP sync fetches; the parser reads nothing else."""
 
@@ -144,6 +145,7 @@ class ParsedMessage:
     key: str = ""
     is_report: bool = False
     x_loop: list[str] = field(default_factory=list)  # raw X-Loop values, for loop protection
+    template: str | None = None  # X-Mailtriage-Template: the reply template we sent it from
 
     @property
     def display_id(self) -> str:
@@ -363,7 +365,7 @@ def normalize_subject(subject: str) -> str:
     """
     if not subject:
         return ""
-    s = _fold(clean_text(subject))
+    s = clean_text(_fold(subject))
     s = _LEADING_JUNK_RE.sub("", s)
     return s.lower()
 
@@ -380,7 +382,7 @@ def reply_subject(subject: str) -> str:
     "[ext] Re: Help" -> "Re: [ext] Help"). Control characters and newlines are removed so the
     result is safe to put in a header.
     """
-    s = _fold(clean_text(subject or ""))
+    s = clean_text(_fold(subject or ""))
     m = _LEADING_REPLY_OR_TAG_RE.match(s)
     if m:
         head = _fold(_REPLY_PREFIX_RE.sub(" ", m.group(0)))
@@ -463,7 +465,7 @@ _WROTE = (
     r"|написал[аи]?|kirjoitti)"
 )
 _ATTRIBUTION_RE = re.compile(
-    rf"^(?:(?:on|am|le|el|il|op|den|dne|w dniu)\b.{{0,400}}?{_WROTE}\s*:?"
+    rf"^(?:(?:on|am|le|el|il|op|den|dne|w dniu)\b.{{0,400}}?\b{_WROTE}(?:\b.{{0,200}}:)?"
     rf"|.{{0,400}}?\b{_WROTE}\s*:)\s*$",
     re.IGNORECASE,
 )
@@ -481,6 +483,33 @@ _OUTLOOK_NEXT_RE = re.compile(
 )
 
 
+_WROTE_TAIL_RE = re.compile(rf"\b{_WROTE}\s*$", re.IGNORECASE)
+_ON_RE = re.compile(r"^(?:on|am|le|el|il|op|den|dne|w dniu)\b", re.IGNORECASE)
+
+
+def _starts_quote(line: str, nxt: str) -> bool:
+    """Attribution ("On ... wrote:"), "-----Original Message-----" or an Outlook header block.
+
+    Cheap checks first: the full regexes are slow on long lines and most lines are prose.
+    """
+    if (
+        len(line) <= 600
+        and (line[-1] == ":" or _WROTE_TAIL_RE.search(line, max(0, len(line) - 30)))
+        and _ATTRIBUTION_RE.match(line)
+    ):
+        return True
+    if (
+        len(line) < 200
+        and nxt[-1:] == ":"
+        and _ON_RE.match(line)
+        and _ATTRIBUTION_RE.match(f"{line} {nxt}")
+    ):
+        return True  # attribution wrapped over two lines
+    if line[0] in "-_" and _SEPARATOR_RE.match(line):
+        return True
+    return bool(_OUTLOOK_FROM_RE.match(line) and _OUTLOOK_NEXT_RE.match(nxt))
+
+
 def _text_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     """First ``limit`` chars of the new text: quoted lines and reply headers left out."""
     lines = text.splitlines()
@@ -496,12 +525,7 @@ def _text_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
         nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
         if raw_line.rstrip() == "--" and out:  # signature separator "-- "
             break
-        if (
-            _ATTRIBUTION_RE.match(line)
-            or (_ATTRIBUTION_RE.match(f"{line} {nxt}") and len(line) < 200)
-            or _SEPARATOR_RE.match(line)
-            or (_OUTLOOK_FROM_RE.match(line) and _OUTLOOK_NEXT_RE.match(nxt))
-        ):
+        if _starts_quote(line, nxt):
             if out:
                 break
             continue  # nothing new before the quote (e.g. a forward): keep reading
@@ -641,12 +665,17 @@ def _date(raw: str | None, errors: list[str]) -> datetime | None:
     return dt
 
 
+_COMMENT_RE = re.compile(r"\([^()]*\)")
+_TOKEN_JUNK_RE = re.compile(r"[^a-z0-9._-]")
+
+
 def _signals(first: dict[str, str], from_addr: str | None, is_report: bool) -> list[str]:
     sig: list[str] = []
     auto = first.get("auto-submitted")
     if auto is not None:
-        value = _fold(_from_8bit(auto)).split(";", 1)[0].strip().lower()
-        value = re.sub(r"[^a-z0-9._-]", "", value)[:40]
+        # keyword [CFWS] *(";" param): drop comments, keep the first token
+        value = _COMMENT_RE.sub(" ", _from_8bit(auto)).split(";", 1)[0].strip().lower()
+        value = _TOKEN_JUNK_RE.sub("", value.split()[0] if value else "")[:40]
         if value and value != "no":
             sig.append(f"auto-submitted:{value}")
     prec = first.get("precedence")
@@ -733,12 +762,15 @@ def _parse(header_bytes: bytes, body: bytes | None, errors: list[str]) -> Parsed
         if hdr.defects:
             names = sorted({type(d).__name__.removesuffix("Defect") for d in hdr.defects})
             errors.append("header defects: " + ", ".join(names))
-        for name, value in hdr.items():
+        # raw_items(): unmodified (name, value) pairs, without a policy call per header
+        for name, value in hdr.raw_items():
             lname = name.lower()
             if lname in _FIELD_SET:
-                value = value if isinstance(value, str) else str(value)
-                first.setdefault(lname, value)
-                every.setdefault(lname, []).append(value)
+                if lname in every:
+                    every[lname].append(value)
+                else:
+                    first[lname] = value
+                    every[lname] = [value]
 
     try:
         raw_id = first.get("message-id", "")
@@ -794,6 +826,7 @@ def _parse(header_bytes: bytes, body: bytes | None, errors: list[str]) -> Parsed
         out.auto_signals = _signals(first, out.from_addr, out.is_report)
         if "x-loop" in every:
             out.x_loop = [_header_text(v) for v in every["x-loop"]]
+        out.template = _header_text(first.get("x-mailtriage-template")).strip() or None
     except Exception as exc:
         _record(errors, "signals", exc)
 

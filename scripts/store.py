@@ -81,6 +81,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             "parse_error": str,
             "thread_id": int,
             "gm_thrid": str,
+            "template": str,  # X-Mailtriage-Template of a reply we sent
             "first_seen_at": str,
             "triaged": int,
         },

@@ -309,6 +309,7 @@ def message_row(p: parse.ParsedMessage, f: Fetched, now: dt.datetime) -> dict[st
         "headers": f.header_bytes,
         "parse_error": p.parse_error,
         "gm_thrid": f.gm_thrid,
+        "template": p.template,
         "first_seen_at": iso(now),
         "triaged": 0,
     }

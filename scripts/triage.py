@@ -54,6 +54,8 @@ class Event:
     to: Sequence[str] = ()
     subject: str = ""
     signals: Sequence[str] = ()
+    template: str | None = None
+    synced: bool = True  # False for a reply we sent that has not come back from Sent yet
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Summary:
     last_customer_at: dt.datetime | None = None
     last_team_at: dt.datetime | None = None
     last_team_message_id: str | None = None
+    last_team_template: str | None = None
     first_response_at: dt.datetime | None = None
     customer: str | None = None
     customer_name: str | None = None
@@ -98,6 +101,7 @@ def summarize(events: Sequence[Event], team: TeamConfig) -> Summary:
         else:
             s.last_team_at = e.at
             s.last_team_message_id = e.message_id
+            s.last_team_template = e.template
             if first_customer_at is not None and s.first_response_at is None:
                 s.first_response_at = e.at
             waiting_since = None
@@ -195,7 +199,7 @@ def load_events(db: sqlite_utils.Database, thread_ids: Sequence[int],
     for r in query_in(
         db,
         "SELECT thread_id, message_id, from_addr, from_name, to_addrs, subject, arrived_at, "
-        "auto_signals FROM messages WHERE thread_id IN ({in})",
+        "auto_signals, template FROM messages WHERE thread_id IN ({in})",
         thread_ids,
     ):
         signals = json.loads(r["auto_signals"]) if r["auto_signals"] else []
@@ -206,17 +210,20 @@ def load_events(db: sqlite_utils.Database, thread_ids: Sequence[int],
             at=at, kind=classify(r["from_addr"], signals, team), message_id=r["message_id"],
             from_addr=r["from_addr"], from_name=r["from_name"],
             to=json.loads(r["to_addrs"] or "[]"), subject=r["subject"] or "", signals=signals,
+            template=r["template"],
         ))
         if r["message_id"]:
             seen_ids[r["thread_id"]].add(r["message_id"])
-    for r in query_in(db, "SELECT thread_id, message_id, to_addr, subject, at FROM replies "
+    for r in query_in(db, "SELECT thread_id, message_id, to_addr, subject, at, template "
+                          "FROM replies "
                           "WHERE thread_id IN ({in}) AND mode = 'send'", thread_ids):
         if r["message_id"] in seen_ids[r["thread_id"]]:
             continue  # already synced back from the Sent folder
         at = parse_iso(r["at"])
         if at:
-            events[r["thread_id"]].append(Event(at=at, kind=US, message_id=r["message_id"],
-                                                 to=[r["to_addr"]], subject=r["subject"] or ""))
+            events[r["thread_id"]].append(Event(
+                at=at, kind=US, message_id=r["message_id"], to=[r["to_addr"]],
+                subject=r["subject"] or "", template=r["template"], synced=False))
     return events
 
 
@@ -252,12 +259,13 @@ def refresh_threads(db: sqlite_utils.Database, config: Config, thread_ids: Seque
         updates.append({
             "id": tid, "subject": subject, "subject_norm": normalize_subject(subject),
             "first_at": iso(s.first_at), "last_at": iso(s.last_at),
-            "message_count": sum(1 for e in evs if e.kind != US or e.from_addr is not None),
+            "message_count": sum(1 for e in evs if e.synced),
             "participants": json.dumps(sorted(participants.get(tid, ()))),
             "customer": s.customer, "customer_name": s.customer_name,
             "last_customer_at": iso(s.last_customer_at), "last_team_at": iso(s.last_team_at),
             "waiting_since": iso(s.waiting_since), "first_response_at": iso(s.first_response_at),
-            "last_team_message_id": s.last_team_message_id, "last_sender": s.last_sender,
+            "last_team_message_id": s.last_team_message_id,
+            "last_team_template": s.last_team_template, "last_sender": s.last_sender,
             "automated": int(s.automated), "auto_signals": json.dumps(s.signals) or None,
             "dirty": 0,
         })

@@ -1,0 +1,21 @@
+# The two commands the README starts with, and the checks CI runs.
+PYTHON ?= python3
+
+.PHONY: demo test install-test lint bench
+
+demo:
+	$(PYTHON) -m pip install -q -e . && triage demo
+
+install-test:
+	./.ci/install-system-deps
+	$(PYTHON) -m pip install -q -c constraints.txt -e '.[test]'
+
+lint:
+	$(PYTHON) -m ruff check scripts tests bench
+
+# Everything the tests need (Dovecot, mbsync, notmuch, Python packages), then the suite.
+test: install-test lint
+	$(PYTHON) -m pytest -q
+
+bench:
+	$(PYTHON) bench/run.py
