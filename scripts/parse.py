@@ -267,14 +267,14 @@ def _header_text(raw: str | None) -> str:
     if not raw:
         return ""
     if "=?" not in raw and raw.isascii():
-        return clean_text(_fold(raw[:MAX_HEADER_CHARS]))
+        return _fold(clean_text(raw[:MAX_HEADER_CHARS], keep_newlines=True))
     return _header_text_cached(raw[:MAX_HEADER_CHARS])
 
 
 @functools.lru_cache(maxsize=4096)
 def _header_text_cached(raw: str) -> str:
     """Slow path (RFC 2047 / 8-bit), cached: thread subjects and names repeat a lot."""
-    return clean_text(_fold(_decode_words(_from_8bit(raw))))
+    return _fold(clean_text(_decode_words(_from_8bit(raw)), keep_newlines=True))
 
 
 @functools.lru_cache(maxsize=8192)
