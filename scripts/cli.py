@@ -151,14 +151,18 @@ def _register() -> None:
         cmd_demo,
         cmd_explain,
         cmd_overdue,
+        cmd_reply,
+        cmd_report,
         cmd_retag,
+        cmd_run,
         cmd_state,
         cmd_sync,
+        cmd_templates,
         cmd_threads,
     )
 
     for module in (cmd_sync, cmd_threads, cmd_overdue, cmd_state, cmd_retag, cmd_explain,
-                   cmd_demo):
+                   cmd_demo, cmd_reply, cmd_templates, cmd_report, cmd_run):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -17,8 +17,10 @@ from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
+from imapclient.response_parser import parse_fetch_response
 
-from . import credentials
+from . import credentials, fetchparse
 from .config import AccountConfig
 from .parse import HEADER_FIELDS
 
@@ -223,14 +225,8 @@ class IMAPSession:
         return out
 
     def fetch(self, uids: Sequence[int]) -> list[Fetched]:
-        items = [self.header_item, f"BODY.PEEK[TEXT]<0.{SNIPPET_BYTES}>", "INTERNALDATE",
-                 "FLAGS", "RFC822.SIZE"]
-        if self.condstore:
-            items.append("MODSEQ")
-        if self.gmail:
-            items += ["X-GM-THRID", "X-GM-LABELS"]
         wanted = set(uids)
-        data = self._c().fetch(list(uids), items)
+        data = self._fetch_raw(uids, self.fetch_items())
         out = []
         for uid, d in data.items():
             if uid not in wanted:  # unsolicited FETCH responses (imapclient 3.x)
@@ -253,6 +249,38 @@ class IMAPSession:
             ))
         out.sort(key=lambda f: f.uid)
         return out
+
+    def fetch_items(self) -> list[str]:
+        items = [self.header_item, f"BODY.PEEK[TEXT]<0.{SNIPPET_BYTES}>", "INTERNALDATE",
+                 "FLAGS", "RFC822.SIZE"]
+        if self.condstore:
+            items.append("MODSEQ")
+        if self.gmail:
+            items += ["X-GM-THRID", "X-GM-LABELS"]
+        return items
+
+    def fetch_data(self, uids: Sequence[int], items: Sequence[str]) -> list[Any]:
+        """UID FETCH through imapclient's connection, returning imaplib's raw data.
+
+        The same command and error handling as ``IMAPClient.fetch``; the parsing is ours.
+        """
+        c = self._c()
+        imap = c._imap
+        tag = imap._command("UID", "FETCH", join_message_ids(list(uids)),
+                            seq_to_parenstr_upper(items))
+        typ, data = imap._command_complete("FETCH", tag)
+        c._checkok("fetch", typ, data)
+        typ, data = imap._untagged_response(typ, data, "FETCH")
+        return [] if data == [None] else data
+
+    def _fetch_raw(self, uids: Sequence[int], items: Sequence[str]) -> dict[int, dict]:
+        """Parse with the lean parser; imapclient's general parser is the fallback."""
+        data = self.fetch_data(uids, items)
+        try:
+            return fetchparse.parse(data)
+        except fetchparse.Unparsed as exc:
+            log.debug("lean FETCH parser fell back to imapclient: %s", exc)
+            return dict(parse_fetch_response(data, False, True))
 
     # -- writing (drafts, sent copies) ------------------------------------------
     def append(self, folder: str, raw: bytes, flags: Sequence[str] = (),

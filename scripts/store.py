@@ -185,6 +185,7 @@ def ensure_shape(db: sqlite_utils.Database) -> None:
         ("messages", ["message_id"], False),
         ("messages", ["thread_id", "arrived_at"], False),
         ("messages", ["arrived_at"], False),
+        ("messages", ["subject_norm", "arrived_at"], False),
         ("message_refs", ["ref"], False),
         ("locations", ["message"], False),
         ("threads", ["subject_norm"], False),

@@ -10,15 +10,19 @@ killed anywhere resumes exactly where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
+from imapclient.exceptions import IMAPClientError
 
 from . import parse, triage
 from .config import AccountConfig, Config
@@ -108,6 +112,9 @@ def sync(
     for account in config.accounts:
         if accounts and account.name not in accounts:
             continue
+        if account.source == "imap" and account.security == "none" and not account.is_loopback:
+            log.warning("%s.security: none: the password and mail cross the network to %s "
+                        "in clear text (allow_insecure: true)", account.key_prefix, account.host)
         attempt = 0
         while True:
             done = {(f.account, f.folder) for f in result.folders}
@@ -129,14 +136,24 @@ def sync(
                     raise
                 log.warning("%s: %s; retrying (%d of %d)", account.name, exc, attempt, retries)
                 sleep(min(30.0, 2.0 ** attempt))
-            except (OSError, EOFError) as exc:
+            except (OSError, EOFError, IMAPClientError) as exc:
+                # IMAPClientError: a connection cut mid-response surfaces as imaplib's
+                # abort ("socket error: EOF"), not as an OSError.
                 attempt += 1
                 if attempt > retries:
-                    raise SyncError(f"{account.name}: connection lost: {exc}") from None
-                log.warning("%s: connection lost (%s); retrying", account.name, exc)
+                    raise SyncError(f"{account.name}: connection lost: {_why(exc)}") from None
+                log.warning("%s: connection lost (%s); retrying", account.name, _why(exc))
                 sleep(min(30.0, 2.0 ** attempt))
     result.refresh = triage.refresh(db, config, now)
     return result
+
+
+def _why(exc: BaseException) -> str:
+    """One short line: imaplib's abort messages quote whole protocol lines."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc) or exc.__class__.__name__
+    return text.splitlines()[0][:200]
 
 
 def _folder_row(db: sqlite_utils.Database, account: str, folder: str) -> dict[str, Any] | None:
@@ -202,8 +219,7 @@ def sync_folder(
     else:
         new_uids = sorted(set(session.all_uids()) - (stored_uids or set()))
     batch_size = session.account.batch_size
-    for batch in chunks(new_uids, batch_size):
-        fetched = session.fetch(batch)
+    for batch, fetched in prefetch(session, list(chunks(new_uids, batch_size))):
         with db.atomic():
             n, errors = store_batch(db, config, account, folder, validity, fetched, now)
             _save_folder(db, account, folder, validity,
@@ -255,6 +271,50 @@ def sync_folder(
             pk=("account", "folder"),
         )
     return res
+
+
+def prefetch(session: Session, batches: Sequence[Sequence[int]]
+             ) -> Iterator[tuple[Sequence[int], list[Fetched]]]:
+    """Fetch batch n+1 on a second thread while batch n is parsed and stored.
+
+    The fetch waits on the socket and SQLite releases the GIL while it writes, so the
+    two overlap on a second core.  Errors from the fetching thread are re-raised here,
+    after the batches before them were handed over (and committed) in order.
+    """
+    if len(batches) <= 1:
+        for batch in batches:
+            yield batch, session.fetch(batch)
+        return
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                handoff.put((batch, session.fetch(batch)))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            handoff.put(exc)
+        else:
+            handoff.put(None)
+
+    worker = threading.Thread(target=work, name="mailtriage-fetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a put() so the thread can end
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.1)
+        worker.join()
 
 
 def _save_folder(db: sqlite_utils.Database, account: str, folder: str, validity: int,
@@ -357,7 +417,12 @@ def store_batch(
         ))
         next_id += 1
     if rows:
-        db["messages"].insert_all(rows, batch_size=200)
+        columns = list(rows[0])
+        db.conn.executemany(
+            f"INSERT INTO messages ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})",
+            [tuple(r[c] for c in columns) for r in rows],
+        )
         db.conn.executemany("INSERT OR IGNORE INTO message_refs (message, ref) VALUES (?, ?)",
                             refs)
         assign_threads(db, threading, config.team.is_us, now)

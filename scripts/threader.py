@@ -137,6 +137,7 @@ def assign_threads(
         elif kind == "t":
             existing[uf.find(node)].add(value)
 
+    gm_by_id = {m.id: m.gm_thrid for m in new if m.gm_thrid}
     next_id = _next_thread_id(db)
     touched: set[int] = set()
     assignments: list[tuple[int, int]] = []
@@ -150,8 +151,8 @@ def assign_threads(
         else:
             survivor = next_id
             next_id += 1
-            first = min(new, key=lambda m: m.id if m.id in message_ids else 1 << 62)
-            new_threads.append({"id": survivor, "dirty": 1, "gm_thrid": first.gm_thrid})
+            gm = next((gm_by_id[i] for i in message_ids if i in gm_by_id), None)
+            new_threads.append({"id": survivor, "dirty": 1, "gm_thrid": gm})
         touched.add(survivor)
         assignments.extend((survivor, mid) for mid in message_ids)
     if new_threads:

@@ -1,0 +1,63 @@
+"""``triage report``: the daily report, on the terminal, to a file, or by mail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from . import smtp
+from .cli import App, ConfigProblem, json_option, pass_app
+from .listing import dumps
+from .render import TemplateProblem
+from .report import build_report, render_report, report_message
+from .sla import parse_duration, parse_when
+
+
+@click.command("report")
+@click.option("--since", metavar="WHEN",
+              help="Start of the period: a duration back (2d) or a date/time in the report's "
+                   "time zone (default: 24 hours ago).")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the HTML version to this file.")
+@click.option("--send", is_flag=True, help="Email the report to report.to now.")
+@json_option
+@pass_app
+def report_command(app: App, since: str | None, output: Path | None, send: bool,
+                   json_: bool) -> None:
+    """Show the daily report: what is waiting too long, the backlog, and proof of sync."""
+    config = app.config
+    start = None
+    if since:
+        try:
+            start = app.now - parse_duration(since.lstrip("-"))  # "2d": two days back
+        except ValueError:
+            try:
+                start = parse_when(since, app.now, ZoneInfo(config.report.timezone))
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--since") from None
+    if send and not config.report.to:
+        raise ConfigProblem(f"{config.path}: report.to: missing: list who gets the report")
+    if send and config.smtp is None:
+        raise ConfigProblem(f"{config.path}: smtp: missing: needed to send the report")
+    data = build_report(app.db, config, app.now, since=start)
+    try:
+        _subject, text, html = render_report(config, data)
+    except TemplateProblem as exc:
+        raise ConfigProblem(str(exc)) from None
+    if output is not None:
+        output.write_text(html, encoding="utf-8")
+    if send:
+        try:
+            smtp.send_message(config.smtp, report_message(config, data, app.now))
+        except smtp.SendError as exc:
+            raise click.ClickException(f"report not sent: {exc}") from None
+        app.echo(f"report sent to {', '.join(config.report.to)}", err=True)
+    if json_:
+        click.echo(dumps(data))
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+COMMANDS = [report_command]

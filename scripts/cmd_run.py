@@ -1,0 +1,57 @@
+"""``triage run``: the cron entry point (sync, acknowledge, daily report), one at a time.
+
+Quiet on success: cron mails whatever a job prints, so this prints only when a
+human must act.  Exit status 0 fine, 1 a run-time failure, 2 a configuration
+problem, 3 with ``--fail-if-any`` when threads are waiting too long.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import click
+
+from .cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OVERDUE, App, pass_app
+from .lock import Busy, acquire, lock_path
+from .run import run
+
+BUSY_MESSAGE = "another triage run is in progress; skipping"
+
+
+@click.command("run")
+@click.option("--wait", is_flag=True, help="Wait for a run in progress instead of skipping.")
+@click.option("--no-report", is_flag=True, help="Do not send the daily report in this run.")
+@click.option("--fail-if-any", is_flag=True,
+              help="Exit with status 3 when threads are waiting too long (for monitoring).")
+@pass_app
+def run_command(app: App, wait: bool, no_report: bool, fail_if_any: bool) -> None:
+    """Sync, send automatic acknowledgements and the daily report (for cron)."""
+    config = app.config
+    if not app.verbose:  # retries and re-maps are in the report; cron must stay silent
+        logging.getLogger("mailtriage").setLevel(logging.ERROR)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(acquire(lock_path(config.db_path), wait=wait))
+        except Busy:
+            click.echo(BUSY_MESSAGE, err=True)
+            return
+        result = run(app.db, config, app.now, send_report=not no_report)
+    if app.verbose:
+        new = sum(s.new for s in result.synced)
+        click.echo(f"synced {len(result.synced)} account(s), {new} new message(s); "
+                   f"{len(result.acked)} acknowledged; report: {result.report_for or 'not due'}; "
+                   f"{result.overdue} waiting too long", err=True)
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+    for problem in [*result.config_errors, *result.errors]:
+        click.echo(f"Error: {problem}", err=True)
+    if result.config_errors:
+        raise SystemExit(EXIT_CONFIG)
+    if result.errors:
+        raise SystemExit(EXIT_FAILURE)
+    if fail_if_any and result.overdue:
+        raise SystemExit(EXIT_OVERDUE)
+
+
+COMMANDS = [run_command]

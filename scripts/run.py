@@ -1,0 +1,214 @@
+"""``triage run`` as a library: what cron does every few minutes.
+
+1. Sync every account (one failing account does not stop the others; its
+   error is written to ``folders.last_error`` so the report shows it).
+2. Optional automatic acknowledgements (``auto_ack:``), only when every sync
+   succeeded: acknowledging on stale data could answer a thread the team
+   already answered.
+3. The daily report, once per local day at ``report.at`` in ``report.timezone``.
+   ``meta.last_report_for`` holds the local date of the last report sent; the
+   latest due report slot is sent if it is newer, so a machine that was off for
+   a week sends one catch-up report, not seven.  The report goes out even when
+   the sync failed (it then says so loudly); the run still reports failure.
+
+Nothing here prints: :class:`RunResult` says what happened and what went wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from . import report as report_mod
+from . import smtp
+from . import sync as sync_mod
+from .config import Config, ConfigError, ReportConfig
+from .imap import SyncError
+from .overdue import overdue
+from .render import TemplateProblem, holding_templates
+from .store import get_meta, iso, set_meta
+from .triage import refresh
+
+log = logging.getLogger(__name__)
+
+LAST_REPORT_KEY = "last_report_for"
+# Auto-acknowledge only customers who started waiting recently: turning auto_ack on
+# over an old backlog must not mail hundreds of "we got your message" notes.
+ACK_WINDOW = dt.timedelta(days=3)
+MAX_CATCH_UP = dt.timedelta(days=7)  # the period a catch-up report covers, at most
+
+
+@dataclass
+class RunResult:
+    synced: list[sync_mod.SyncResult] = field(default_factory=list)
+    acked: list[int] = field(default_factory=list)
+    report_for: str | None = None  # local date of the report sent in this run
+    report_subject: str | None = None
+    overdue: int = 0
+    errors: list[str] = field(default_factory=list)  # run-time failures (exit 1)
+    config_errors: list[str] = field(default_factory=list)  # configuration problems (exit 2)
+    warnings: list[str] = field(default_factory=list)  # sent, but something minor went wrong
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.config_errors
+
+
+def report_slot(report: ReportConfig, now: dt.datetime, last_for: str | None) -> dt.date | None:
+    """The local date whose report is due now, or None when nothing is due.
+
+    The latest slot at or before ``now`` is today's if ``report.at`` has passed,
+    else yesterday's; it is due when newer than ``last_for``.  Before the very
+    first report (``last_for`` None) only today's slot counts.
+    """
+    zone = ZoneInfo(report.timezone)
+    local = now.astimezone(zone)
+    today = local.date()
+    passed = local >= dt.datetime.combine(today, report.at, tzinfo=zone)
+    if last_for is None:
+        return today if passed else None
+    slot = today if passed else today - dt.timedelta(days=1)
+    return slot if slot.isoformat() > last_for else None
+
+
+def slot_time(report: ReportConfig, day: dt.date) -> dt.datetime:
+    """The moment (UTC) the report for local date ``day`` was due."""
+    zone = ZoneInfo(report.timezone)
+    return dt.datetime.combine(day, report.at, tzinfo=zone).astimezone(dt.UTC)
+
+
+def _record_sync_error(db: sqlite_utils.Database, config: Config, account: str,
+                       message: str) -> None:
+    """Put the failure on the account's folder rows (creating them if never synced)."""
+    with db.atomic():
+        cur = db.execute("UPDATE folders SET last_error = ? WHERE account = ?", [message, account])
+        if not cur.rowcount:
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO folders (account, folder, last_error) VALUES (?, ?, ?)",
+                [(account, folder, message) for folder in config.account(account).folders])
+
+
+def sync_all(db: sqlite_utils.Database, config: Config, now: dt.datetime, result: RunResult,
+             sync_fn: Callable[..., sync_mod.SyncResult] | None = None) -> None:
+    sync_fn = sync_fn or sync_mod.sync
+    failed = False
+    for account in config.accounts:
+        try:
+            result.synced.append(sync_fn(db, config, now, accounts=[account.name]))
+        except ConfigError as exc:
+            failed = True
+            result.config_errors.append(str(exc))
+            _record_sync_error(db, config, account.name, str(exc))
+        except SyncError as exc:
+            failed = True
+            result.errors.append(f"sync {account.name}: {exc}")
+            _record_sync_error(db, config, account.name, str(exc))
+    if failed:  # states (snoozes, dirty threads) still move for the accounts that did sync
+        refresh(db, config, now)
+
+
+def ack_targets(db: sqlite_utils.Database, config: Config, now: dt.datetime,
+                window: dt.timedelta = ACK_WINDOW) -> list[int]:
+    """Open threads waiting longer than ``auto_ack.after`` and never acknowledged."""
+    ack = config.auto_ack
+    if ack is None:
+        return []
+    return [r[0] for r in db.execute(
+        "SELECT t.id FROM threads t JOIN thread_state s ON s.thread_id = t.id "
+        "WHERE s.state = 'open' AND t.automated = 0 AND t.last_sender = 'customer' "
+        "AND t.waiting_since IS NOT NULL AND t.waiting_since <= ? AND t.waiting_since >= ? "
+        "AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.thread_id = t.id "
+        "  AND r.template = ? AND r.mode = 'send') "
+        "AND COALESCE(t.last_team_template, '') != ? "
+        "AND NOT EXISTS (SELECT 1 FROM tags g WHERE g.thread_id = t.id AND g.tag = 'automated') "
+        "ORDER BY t.waiting_since, t.id",
+        [iso(now - ack.after), iso(now - window), ack.template, ack.template])]
+
+
+def auto_acknowledge(db: sqlite_utils.Database, config: Config, now: dt.datetime,
+                     result: RunResult) -> None:
+    from . import reply
+
+    ack = config.auto_ack
+    if ack is None:
+        return
+    for tid in ack_targets(db, config, now):
+        try:
+            msg = reply.render_reply(db, config, tid, ack.template, now, auto=True)
+        except TemplateProblem as exc:  # the same for every thread: stop
+            result.config_errors.append(f"auto_ack.template: {exc}")
+            return
+        except reply.ReplyError as exc:  # this thread only (e.g. nobody to answer)
+            result.warnings.append(f"auto_ack: {exc}")
+            continue
+        try:
+            warning = reply.send_reply(db, config, msg, now)
+        except smtp.SendError as exc:  # the server is unwell: try again next run
+            result.errors.append(f"auto_ack thread {tid}: {exc}")
+            return
+        result.acked.append(tid)
+        if warning:
+            result.warnings.append(warning)
+
+
+def send_daily_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
+                      result: RunResult, send: Callable[[Any, Any], None] | None = None) -> None:
+    send = send or smtp.send_message
+    if not config.report.to:
+        return
+    last_for = get_meta(db, LAST_REPORT_KEY)
+    slot = report_slot(config.report, now, last_for)
+    if slot is None:
+        return
+    since = now - dt.timedelta(hours=24)
+    if last_for:  # a catch-up report covers everything since the last one
+        last_at = slot_time(config.report, dt.date.fromisoformat(last_for))
+        since = min(since, max(last_at, now - MAX_CATCH_UP))
+    data = report_mod.build_report(db, config, now, since=since)
+    try:
+        msg = report_mod.report_message(config, data, now)
+        send(config.smtp, msg)
+    except ConfigError as exc:
+        result.config_errors.append(str(exc))
+        return
+    except TemplateProblem as exc:
+        result.config_errors.append(f"report template: {exc}")
+        return
+    except smtp.SendError as exc:  # not marked as sent: the next run tries again
+        result.errors.append(f"report: {exc}")
+        return
+    with db.atomic():
+        set_meta(db, LAST_REPORT_KEY, slot.isoformat())
+    result.report_for = slot.isoformat()
+    result.report_subject = str(msg["Subject"])
+
+
+def run(
+    db: sqlite_utils.Database,
+    config: Config,
+    now: dt.datetime,
+    *,
+    send_report: bool = True,
+    auto_ack: bool = True,
+    sync_fn: Callable[..., sync_mod.SyncResult] | None = None,
+    send: Callable[[Any, Any], None] | None = None,
+) -> RunResult:
+    """Sync, acknowledge, report: one cron tick.  Raises only for a broken database."""
+    result = RunResult()
+    sync_all(db, config, now, result, sync_fn=sync_fn)
+    if auto_ack and config.auto_ack is not None:
+        if result.ok:
+            auto_acknowledge(db, config, now, result)
+        else:
+            log.info("auto_ack skipped: the sync failed")
+    if send_report:
+        send_daily_report(db, config, now, result, send=send)
+    result.overdue = len(overdue(db, config, now, holding_templates=holding_templates(config)))
+    return result
+
