@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -10,19 +11,37 @@ from .cli import App, pass_app
 from .sync import SyncResult, sync
 
 
-def run_sync(app: App, full: bool = False, accounts: tuple[str, ...] = ()) -> SyncResult:
-    """Sync with a progress bar on a terminal; shared by ``sync`` and ``run``."""
-    show_bar = sys.stderr.isatty() and not app.quiet
-    if not show_bar:
-        return sync(app.db, app.config, app.now, full=full, accounts=accounts or None)
-    with click.progressbar(length=0, label="Fetching", file=sys.stderr,
-                           show_pos=True) as bar:
-        def progress(n: int) -> None:
-            bar.length = max(bar.length or 0, bar.pos + n)
-            bar.update(n)
+class _Bars:
+    """One progress bar per folder with new mail, on stderr, only on a terminal."""
 
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.folder: str | None = None
+
+    def __call__(self, folder: str, done: int, total: int) -> None:
+        if folder != self.folder:
+            self.close()
+            self.folder = folder
+            self.bar = click.progressbar(length=total, label=f"Fetching {folder}",
+                                         file=sys.stderr, show_pos=True)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def run_sync(app: App, full: bool = False, accounts: tuple[str, ...] = ()) -> SyncResult:
+    """Sync, with progress bars when a human is watching."""
+    bars = _Bars() if sys.stderr.isatty() and not app.quiet else None
+    try:
         return sync(app.db, app.config, app.now, full=full, accounts=accounts or None,
-                    progress=progress)
+                    progress=bars)
+    finally:
+        if bars:
+            bars.close()
 
 
 @click.command("sync")

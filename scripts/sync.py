@@ -34,7 +34,8 @@ from .threader import NewMessage, assign_threads, link_set
 log = logging.getLogger(__name__)
 
 Session = IMAPSession | LocalSession
-Progress = Callable[[int], None]
+# progress(folder, done, total): called before the first and after every batch
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -219,6 +220,9 @@ def sync_folder(
     else:
         new_uids = sorted(set(session.all_uids()) - (stored_uids or set()))
     batch_size = session.account.batch_size
+    done = 0
+    if progress and new_uids:
+        progress(folder, 0, len(new_uids))
     for batch, fetched in prefetch(session, list(chunks(new_uids, batch_size))):
         with db.atomic():
             n, errors = store_batch(db, config, account, folder, validity, fetched, now)
@@ -226,8 +230,9 @@ def sync_folder(
                          last_uid=max(batch) if session.kind == "imap" else 0)
         res.new += n
         res.parse_errors += errors
+        done += len(batch)
         if progress:
-            progress(len(batch))
+            progress(folder, done, len(new_uids))
 
     # 3. expunges (and, after a UIDVALIDITY change, the old mapping)
     with db.atomic():
