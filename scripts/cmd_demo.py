@@ -46,10 +46,12 @@ def demo_command(app: App, directory: Path | None) -> None:
     items = overdue(db, config, app.now, holding_templates=holding_templates(config))
     click.echo("")
     click.echo(f"{len(items)} thread(s) waiting too long:")
-    for i in items:
-        click.echo(f"  #{i['thread_id']:<4} {i['reason']:<10} waited "
-                   f"{format_duration(app.now - display.parse_iso(i['waiting_since'])):>7}  "
-                   f"{display.safe(i['subject'], 60)}")
+    if items:
+        click.echo(display.table(
+            ["ID", "REASON", "WAITED", "SUBJECT"],
+            [[str(i["thread_id"]), i["reason"],
+              format_duration(app.now - display.parse_iso(i["waiting_since"])),
+              display.safe(i["subject"], 60)] for i in items]))
     click.echo("")
     click.echo("Try next:")
     click.echo(f"  triage --config {config_path} show {items[0]['thread_id'] if items else 1}")
