@@ -7,13 +7,14 @@ import mailbox
 from pathlib import Path
 
 from click.testing import CliRunner
-from mailfactory import NOW, mail
 
 from mailtriage.cli import cli
 from mailtriage.config import load_config
 from mailtriage.sample import build_sample, write_maildir, write_mbox
 from mailtriage.store import open_db
 from mailtriage.sync import sync
+
+from mailfactory import NOW, mail
 
 
 def test_demo_runs_the_main_job_on_the_embedded_sample(tmp_path):
