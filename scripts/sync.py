@@ -223,9 +223,9 @@ def sync_folder(
     done = 0
     if progress and new_uids:
         progress(folder, 0, len(new_uids))
-    for batch, fetched in prefetch(session, list(chunks(new_uids, batch_size))):
+    for batch, parsed in prefetch(session, list(chunks(new_uids, batch_size))):
         with db.atomic():
-            n, errors = store_batch(db, config, account, folder, validity, fetched, now)
+            n, errors = store_batch(db, config, account, folder, validity, parsed, now)
             _save_folder(db, account, folder, validity,
                          last_uid=max(batch) if session.kind == "imap" else 0)
         res.new += n
@@ -279,8 +279,8 @@ def sync_folder(
 
 
 def prefetch(session: Session, batches: Sequence[Sequence[int]]
-             ) -> Iterator[tuple[Sequence[int], list[Fetched]]]:
-    """Fetch batch n+1 on a second thread while batch n is parsed and stored.
+             ) -> Iterator[tuple[Sequence[int], Parsed]]:
+    """Fetch and parse batch n+1 on a second thread while batch n is stored.
 
     The fetch waits on the socket and SQLite releases the GIL while it writes, so the
     two overlap on a second core.  Errors from the fetching thread are re-raised here,
@@ -288,7 +288,7 @@ def prefetch(session: Session, batches: Sequence[Sequence[int]]
     """
     if len(batches) <= 1:
         for batch in batches:
-            yield batch, session.fetch(batch)
+            yield batch, parse_batch(session.fetch(batch))
         return
     handoff: queue.Queue[Any] = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -298,7 +298,7 @@ def prefetch(session: Session, batches: Sequence[Sequence[int]]
             for batch in batches:
                 if stop.is_set():
                     return
-                handoff.put((batch, session.fetch(batch)))
+                handoff.put((batch, parse_batch(session.fetch(batch))))
         except BaseException as exc:  # handed to the consumer, which re-raises it
             handoff.put(exc)
         else:
@@ -380,26 +380,30 @@ def message_row(p: parse.ParsedMessage, f: Fetched, now: dt.datetime) -> dict[st
     }
 
 
+Parsed = list[tuple[Fetched, parse.ParsedMessage]]
+
+
+def parse_batch(fetched: Iterable[Fetched]) -> Parsed:
+    return [(f, parse.parse_message(f.header_bytes, f.body_prefix)) for f in fetched]
+
+
 def store_batch(
     db: sqlite_utils.Database,
     config: Config,
     account: str,
     folder: str,
     validity: int,
-    fetched: Iterable[Fetched],
+    parsed: Sequence[tuple[Fetched, parse.ParsedMessage]],
     now: dt.datetime,
 ) -> tuple[int, int]:
-    """Store one fetched batch (inside the caller's transaction); return (new, parse errors)."""
-    parsed: list[tuple[Fetched, parse.ParsedMessage]] = []
-    for f in fetched:
-        parsed.append((f, parse.parse_message(f.header_bytes, f.body_prefix)))
+    """Store one parsed batch (inside the caller's transaction); return (new, parse errors)."""
     keys = {p.key for _f, p in parsed}
     ids = {r["key"]: r["id"] for r in query_in(
         db, "SELECT id, key FROM messages WHERE key IN ({in})", keys)}
     next_id = (db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]) + 1
     rows: list[dict[str, Any]] = []
     refs: list[tuple[int, str]] = []
-    threading: list[NewMessage] = []
+    to_thread: list[NewMessage] = []
     errors = 0
     for f, p in parsed:
         if p.key in ids:
@@ -413,7 +417,7 @@ def store_batch(
         links = link_set(p.message_id, p.in_reply_to, p.references)
         refs.extend((next_id, link) for link in links)
         people = set(p.to) | set(p.cc) | ({p.from_addr} if p.from_addr else set())
-        threading.append(NewMessage(
+        to_thread.append(NewMessage(
             id=next_id, links=links,
             has_reply_headers=bool(p.in_reply_to or p.references),
             reply_subject=parse.is_reply_subject(p.subject),
@@ -430,7 +434,7 @@ def store_batch(
         )
         db.conn.executemany("INSERT OR IGNORE INTO message_refs (message, ref) VALUES (?, ?)",
                             refs)
-        assign_threads(db, threading, config.team.is_us, now)
+        assign_threads(db, to_thread, config.team.is_us, now)
     db.conn.executemany(
         "INSERT OR REPLACE INTO locations (account, folder, uidvalidity, uid, message, flags, "
         "modseq, internal_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

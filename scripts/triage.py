@@ -30,7 +30,7 @@ import sqlite_utils
 
 from .config import Config, TeamConfig
 from .rules import MessageView, matching_rules
-from .store import chunks, iso, parse_iso, query_in
+from .store import chunks, iso, parse_iso, query_in, query_rows
 
 STATES = ("open", "waiting", "snoozed", "closed")
 US, CUSTOMER, AUTO = "us", "customer", "auto"
@@ -191,29 +191,52 @@ def set_priority(db: sqlite_utils.Database, thread_id: int, priority: str | None
     return True
 
 
+@dataclass
+class _ThreadFacts:
+    events: list[Event] = field(default_factory=list)
+    participants: set[str] = field(default_factory=set)
+    subject: str = ""
+
+
 def load_events(db: sqlite_utils.Database, thread_ids: Sequence[int],
                 team: TeamConfig) -> dict[int, list[Event]]:
     """Messages and not-yet-synced replies of these threads, in two queries."""
-    events: dict[int, list[Event]] = defaultdict(list)
+    return {tid: f.events for tid, f in _load_facts(db, thread_ids, team).items()}
+
+
+def _load_facts(db: sqlite_utils.Database, thread_ids: Sequence[int],
+                team: TeamConfig) -> dict[int, _ThreadFacts]:
+    facts: dict[int, _ThreadFacts] = defaultdict(_ThreadFacts)
     seen_ids: dict[int, set[str]] = defaultdict(set)
-    for r in query_in(
+    loads = json.loads
+    for (tid, message_id, from_addr, from_name, to_json, cc_json, subject, arrived,
+         signals_json, template) in query_rows(
         db,
-        "SELECT thread_id, message_id, from_addr, from_name, to_addrs, subject, arrived_at, "
-        "auto_signals, template FROM messages WHERE thread_id IN ({in})",
+        "SELECT thread_id, message_id, from_addr, from_name, to_addrs, cc_addrs, subject, "
+        "arrived_at, auto_signals, template FROM messages WHERE thread_id IN ({in}) "
+        "ORDER BY arrived_at, id",
         thread_ids,
     ):
-        signals = json.loads(r["auto_signals"]) if r["auto_signals"] else []
-        at = parse_iso(r["arrived_at"])
+        f = facts[tid]
+        to = loads(to_json) if to_json else []
+        if not f.events:
+            f.subject = subject or ""
+        if from_addr:
+            f.participants.add(from_addr)
+        f.participants.update(to)
+        if cc_json:
+            f.participants.update(loads(cc_json))
+        at = parse_iso(arrived)
+        if message_id:
+            seen_ids[tid].add(message_id)
         if at is None:
             continue
-        events[r["thread_id"]].append(Event(
-            at=at, kind=classify(r["from_addr"], signals, team), message_id=r["message_id"],
-            from_addr=r["from_addr"], from_name=r["from_name"],
-            to=json.loads(r["to_addrs"] or "[]"), subject=r["subject"] or "", signals=signals,
-            template=r["template"],
+        signals = loads(signals_json) if signals_json else []
+        f.events.append(Event(
+            at=at, kind=classify(from_addr, signals, team), message_id=message_id,
+            from_addr=from_addr, from_name=from_name, to=to, subject=subject or "",
+            signals=signals, template=template,
         ))
-        if r["message_id"]:
-            seen_ids[r["thread_id"]].add(r["message_id"])
     for r in query_in(db, "SELECT thread_id, message_id, to_addr, subject, at, template "
                           "FROM replies "
                           "WHERE thread_id IN ({in}) AND mode = 'send'", thread_ids):
@@ -221,67 +244,72 @@ def load_events(db: sqlite_utils.Database, thread_ids: Sequence[int],
             continue  # already synced back from the Sent folder
         at = parse_iso(r["at"])
         if at:
-            events[r["thread_id"]].append(Event(
+            facts[r["thread_id"]].events.append(Event(
                 at=at, kind=US, message_id=r["message_id"], to=[r["to_addr"]],
                 subject=r["subject"] or "", template=r["template"], synced=False))
-    return events
+    return facts
+
+
+_THREAD_COLUMNS = (
+    "subject", "subject_norm", "first_at", "last_at", "message_count", "participants",
+    "customer", "customer_name", "last_customer_at", "last_team_at", "waiting_since",
+    "first_response_at", "last_team_message_id", "last_team_template", "last_sender",
+    "automated", "auto_signals",
+)
 
 
 def refresh_threads(db: sqlite_utils.Database, config: Config, thread_ids: Sequence[int],
                     now: dt.datetime, result: RefreshResult) -> None:
-    """Recompute summaries and move states for these threads (caller's transaction)."""
-    at = iso(now)
-    events = load_events(db, thread_ids, config.team)
-    states = {r["thread_id"]: r for r in query_in(
-        db, "SELECT * FROM thread_state WHERE thread_id IN ({in})", thread_ids)}
-    first_subject = {r["thread_id"]: r["subject"] for r in query_in(
-        db,
-        "SELECT thread_id, subject FROM messages m WHERE thread_id IN ({in}) AND id = "
-        "(SELECT id FROM messages m2 WHERE m2.thread_id = m.thread_id "
-        "ORDER BY arrived_at, id LIMIT 1)",
-        thread_ids,
-    )}
-    participants: dict[int, set[str]] = defaultdict(set)
-    for r in query_in(db, "SELECT thread_id, from_addr, to_addrs, cc_addrs FROM messages "
-                          "WHERE thread_id IN ({in})", thread_ids):
-        people = participants[r["thread_id"]]
-        if r["from_addr"]:
-            people.add(r["from_addr"])
-        people.update(json.loads(r["to_addrs"] or "[]"))
-        people.update(json.loads(r["cc_addrs"] or "[]"))
+    """Recompute summaries and move states for these threads (caller's transaction).
+
+    A fixed number of queries per chunk: new threads' states and history go in with
+    one executemany each; only threads whose state changes get individual writes.
+    """
     from .parse import normalize_subject
 
+    at = iso(now)
+    facts = _load_facts(db, thread_ids, config.team)
+    states = {r["thread_id"]: r for r in query_in(
+        db, "SELECT * FROM thread_state WHERE thread_id IN ({in})", thread_ids)}
     updates = []
+    first_states: list[tuple[int, str, str]] = []
+    automated: list[int] = []
     for tid in thread_ids:
-        evs = events.get(tid, [])
-        s = summarize(evs, config.team)
-        subject = first_subject.get(tid) or ""
-        updates.append({
-            "id": tid, "subject": subject, "subject_norm": normalize_subject(subject),
-            "first_at": iso(s.first_at), "last_at": iso(s.last_at),
-            "message_count": sum(1 for e in evs if e.synced),
-            "participants": json.dumps(sorted(participants.get(tid, ()))),
-            "customer": s.customer, "customer_name": s.customer_name,
-            "last_customer_at": iso(s.last_customer_at), "last_team_at": iso(s.last_team_at),
-            "waiting_since": iso(s.waiting_since), "first_response_at": iso(s.first_response_at),
-            "last_team_message_id": s.last_team_message_id,
-            "last_team_template": s.last_team_template, "last_sender": s.last_sender,
-            "automated": int(s.automated), "auto_signals": json.dumps(s.signals) or None,
-            "dirty": 0,
-        })
-        _move_state(db, tid, s, states.get(tid), now, at, result)
+        f = facts.get(tid) or _ThreadFacts()
+        s = summarize(f.events, config.team)
+        updates.append((
+            f.subject, normalize_subject(f.subject), iso(s.first_at), iso(s.last_at),
+            sum(1 for e in f.events if e.synced), json.dumps(sorted(f.participants)),
+            s.customer, s.customer_name, iso(s.last_customer_at), iso(s.last_team_at),
+            iso(s.waiting_since), iso(s.first_response_at), s.last_team_message_id,
+            s.last_team_template, s.last_sender, int(s.automated),
+            json.dumps(s.signals) if s.signals else None, tid,
+        ))
+        current = states.get(tid)
+        if current is None:
+            waiting = s.waiting_since is not None
+            first_states.append(
+                (tid, "closed" if s.automated else ("open" if waiting else "waiting"), at))
+        else:
+            _move_state(db, tid, s, current, now, at, result)
         if s.automated:
-            change_tags(db, tid, ["automated"], [], at, "sync")
-    db["threads"].upsert_all(updates, pk="id")
+            automated.append(tid)
+    db.conn.executemany(
+        "UPDATE threads SET " + ", ".join(f"{c} = ?" for c in _THREAD_COLUMNS)
+        + ", dirty = 0 WHERE id = ?", updates)
+    db.conn.executemany(
+        "INSERT INTO thread_state (thread_id, state, changed_at) VALUES (?, ?, ?)",
+        first_states)
+    db.conn.executemany(
+        "INSERT INTO history (thread_id, at, field, old, new, cause) "
+        "VALUES (?, ?, 'state', NULL, ?, 'sync')", [(t, a, st) for t, st, a in first_states])
+    for tid in automated:
+        change_tags(db, tid, ["automated"], [], at, "sync")
 
 
-def _move_state(db: sqlite_utils.Database, tid: int, s: Summary, current: Mapping[str, Any] | None,
+def _move_state(db: sqlite_utils.Database, tid: int, s: Summary, current: Mapping[str, Any],
                 now: dt.datetime, at: str, result: RefreshResult) -> None:
     waiting = s.waiting_since is not None
-    if current is None:
-        state = "closed" if s.automated else ("open" if waiting else "waiting")
-        set_state(db, tid, state, at, "sync", current=None)
-        return
     state = current["state"]
     changed_at = parse_iso(current["changed_at"]) or dt.datetime.min.replace(tzinfo=dt.UTC)
     new_customer_mail = waiting and s.last_customer_at is not None \
@@ -372,7 +400,10 @@ def refresh(db: sqlite_utils.Database, config: Config, now: dt.datetime,
         with db.atomic():
             refresh_threads(db, config, ids, now, result)
         result.threads += len(ids)
-    while True:
+    if not config.rules:
+        with db.atomic():
+            db.execute("UPDATE messages SET triaged = 1 WHERE triaged = 0")
+    while config.rules:
         ids = [r[0] for r in db.execute(
             "SELECT id FROM messages WHERE triaged = 0 ORDER BY id LIMIT ?", [chunk])]
         if not ids:

@@ -8,7 +8,7 @@ from pathlib import Path
 from mailtriage.config import TeamConfig, config_from_dict
 from mailtriage.imap import Fetched
 from mailtriage.store import open_db, resolve_thread_id
-from mailtriage.sync import store_batch
+from mailtriage.sync import parse_batch, store_batch
 from mailtriage.threader import group
 
 from mailfactory import NOW, mail
@@ -44,7 +44,7 @@ class Store:
             batch.append(Fetched(uid=self.uid, header_bytes=head + b"\r\n\r\n",
                                  body_prefix=body, flags=(), internal_date=at, size=len(raw)))
         with self.db.atomic():
-            store_batch(self.db, self.config, "a", "INBOX", 1, batch, NOW)
+            store_batch(self.db, self.config, "a", "INBOX", 1, parse_batch(batch), NOW)
 
     def thread_of(self, msgid: str) -> int:
         return self.db.execute("SELECT thread_id FROM messages WHERE message_id = ?",
