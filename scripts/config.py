@@ -182,6 +182,7 @@ class _Section:
     def get(self, name: str, kind: type | tuple[type, ...], default: Any = None,
             required: bool = False) -> Any:
         if name not in self.data or self.data[name] is None:
+            self.data.pop(name, None)  # `key:` left empty is unset, not an unknown key
             if required:
                 raise self.error(name, "missing (required)")
             return default

@@ -37,6 +37,10 @@ class AuthError(SyncError):
     """Authentication failed: never retried, it would lock the account."""
 
 
+class TrustError(AuthError):
+    """The server's TLS certificate is not trusted: retrying cannot help, so it is not."""
+
+
 @dataclass
 class FolderStatus:
     uidvalidity: int
@@ -106,8 +110,8 @@ class IMAPSession:
             if acc.security == "starttls":
                 client.starttls(ctx)
         except ssl.SSLCertVerificationError as exc:
-            raise SyncError(f"{where}: TLS certificate not trusted ({exc.verify_message}); "
-                            f"set {acc.key_prefix}.ca_file for a private CA") from None
+            raise TrustError(f"{where}: TLS certificate not trusted ({exc.verify_message}); "
+                             f"set {acc.key_prefix}.ca_file for a private CA") from None
         except (OSError, IMAPClientError, ssl.SSLError) as exc:
             raise SyncError(f"{where}: cannot connect: {_describe(exc)}") from None
         self.client = client

@@ -236,5 +236,9 @@ def test_proxy_stops_cleanly(dovecot):
         held.settimeout(2)
     assert p.alive_threads == 0
     held.settimeout(2)
-    assert held.recv(10) == b""  # the stalled connection was closed by stop()
-    held.close()
+    try:  # the stalled connection was closed by stop(): EOF or a reset, never a hang
+        assert held.recv(10) == b""
+    except ConnectionResetError:
+        pass
+    finally:
+        held.close()
