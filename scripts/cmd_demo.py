@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import display
-from .cli import App, pass_app
+from .app import App, pass_app
 from .config import load_config
 from .overdue import overdue
 from .render import holding_templates

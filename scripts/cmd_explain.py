@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .cli import App, json_option, pass_app
+from .app import App, json_option, pass_app
 from .display import safe, short_time
 from .explain import explain_thread
 from .listing import dumps

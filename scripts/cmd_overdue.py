@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import display
-from .cli import EXIT_OVERDUE, App, json_option, pass_app
+from .app import EXIT_OVERDUE, App, json_option, pass_app
 from .listing import dumps
 from .overdue import overdue
 from .render import holding_templates

@@ -10,7 +10,7 @@ import sys
 import click
 
 from . import display
-from .cli import App, pass_app
+from .app import App, pass_app
 from .render import TemplateProblem
 from .reply import Reply, ReplyError, bulk_targets, render_reply, save_draft, send_reply
 from .smtp import SendError

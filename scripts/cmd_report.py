@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from . import smtp
-from .cli import App, ConfigProblem, json_option, pass_app
+from .app import App, ConfigProblem, json_option, pass_app
 from .listing import dumps
 from .render import TemplateProblem
 from .report import build_report, render_report, report_message

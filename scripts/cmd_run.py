@@ -12,7 +12,7 @@ import logging
 
 import click
 
-from .cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OVERDUE, App, pass_app
+from .app import EXIT_CONFIG, EXIT_FAILURE, EXIT_OVERDUE, App, pass_app
 from .lock import Busy, acquire, lock_path
 from .run import run
 
@@ -30,6 +30,7 @@ def run_command(app: App, wait: bool, no_report: bool, fail_if_any: bool) -> Non
     config = app.config
     if not app.verbose:  # retries and re-maps are in the report; cron must stay silent
         logging.getLogger("mailtriage").setLevel(logging.ERROR)
+        logging.getLogger("mailtriage.security").setLevel(logging.WARNING)
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(acquire(lock_path(config.db_path), wait=wait))

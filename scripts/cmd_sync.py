@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .cli import App, pass_app
+from .app import App, pass_app
 from .sync import SyncResult, sync
 
 

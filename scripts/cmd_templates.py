@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import display
-from .cli import App, json_option, pass_app
+from .app import App, json_option, pass_app
 from .listing import dumps
 from .render import TemplateProblem, builtin_dir, load_reply, reply_names
 from .reply import check_templates

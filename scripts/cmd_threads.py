@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import display
-from .cli import App, json_option, pass_app
+from .app import App, json_option, pass_app
 from .listing import dumps, list_threads, thread_detail
 from .sla import parse_duration, parse_when
 from .triage import STATES

@@ -189,6 +189,10 @@ def render_text(env: jinja2.Environment, source: str, context: Mapping[str, Any]
         raise render.TemplateProblem(f"{name}.j2: not allowed in a template: {exc}") from None
     except jinja2.UndefinedError as exc:
         raise render.TemplateProblem(f"{name}.j2: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise render.TemplateProblem(
+            f"{name}.j2: includes {exc.name!r}, which is not a template in the template "
+            "folders") from None
     except jinja2.TemplateError as exc:
         raise render.TemplateProblem(f"{name}.j2: {exc}") from None
     except (TypeError, ValueError, ArithmeticError, LookupError) as exc:

@@ -32,6 +32,8 @@ from .store import chunks, iso, query_in
 from .threader import NewMessage, assign_threads, link_set
 
 log = logging.getLogger(__name__)
+# Its own logger so `triage run`, silent otherwise, still says this once per run.
+security_log = logging.getLogger("mailtriage.security")
 
 Session = IMAPSession | LocalSession
 # progress(folder, done, total): called before the first and after every batch
@@ -114,20 +116,21 @@ def sync(
         if accounts and account.name not in accounts:
             continue
         if account.source == "imap" and account.security == "none" and not account.is_loopback:
-            log.warning("%s.security: none: the password and mail cross the network to %s "
+            security_log.warning("%s.security: none: the password and mail cross the network to %s "
                         "in clear text (allow_insecure: true)", account.key_prefix, account.host)
         attempt = 0
+        partial: dict[str, FolderResult] = {}  # kept across retries, so counts add up
         while True:
-            done = {(f.account, f.folder) for f in result.folders}
+            done = {f.folder for f in result.folders if f.account == account.name}
             try:
                 with session_factory(account, config) as session:
                     for folder in session.resolve_folders():
-                        if (account.name, folder) in done:
+                        if folder in done:
                             continue
-                        result.folders.append(
-                            sync_folder(db, config, session, account.name, folder, now,
-                                        full=full, progress=progress)
-                        )
+                        res = partial.setdefault(folder, FolderResult(account.name, folder))
+                        sync_folder(db, config, session, account.name, folder, now,
+                                    full=full, progress=progress, res=res)
+                        result.folders.append(res)
                 break
             except AuthError:
                 raise
@@ -173,8 +176,10 @@ def sync_folder(
     *,
     full: bool = False,
     progress: Progress | None = None,
+    res: FolderResult | None = None,
 ) -> FolderResult:
-    res = FolderResult(account, folder)
+    """Bring one folder level with the server; counts accumulate in ``res``."""
+    res = res or FolderResult(account, folder)
     row = _folder_row(db, account, folder)
     if row and not full and session.kind == "imap":
         st = session.status(folder)

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from faultproxy import PASSWORD_VAR, assert_sound, conversation_corpus, deliver, snapshot
 
-from mailtriage import cli as cli_mod
+from mailtriage import app as app_mod
 from mailtriage.cli import cli
 from mailtriage.config import load_config
 from mailtriage.lock import acquire, lock_path
@@ -168,7 +168,7 @@ def _small_page_limit(monkeypatch: pytest.MonkeyPatch, spare_pages: int) -> None
     ``PRAGMA max_page_count`` makes SQLite answer exactly as it does on a full disk
     ("database or disk is full"), root or not, on any file system.
     """
-    real = cli_mod.open_db
+    real = app_mod.open_db
 
     def limited(path):
         db = real(path)
@@ -176,7 +176,7 @@ def _small_page_limit(monkeypatch: pytest.MonkeyPatch, spare_pages: int) -> None
         db.execute(f"PRAGMA max_page_count = {pages + spare_pages}")
         return db
 
-    monkeypatch.setattr(cli_mod, "open_db", limited)
+    monkeypatch.setattr(app_mod, "open_db", limited)
 
 
 def test_disk_full_mid_sync_is_one_line_and_leaves_a_sound_resumable_db(

@@ -1,0 +1,76 @@
+"""What every command shares: the :class:`App` built from the global options,
+the decorators that hand it to commands, and the exit codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from functools import cached_property, wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import sqlite_utils
+
+from .config import Config, ConfigError, load_config
+from .store import StoreError, open_db
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_OVERDUE = 0, 1, 2, 3
+
+
+class ConfigProblem(click.ClickException):
+    """Bad configuration or usage: exit status 2, one line, no traceback."""
+
+    exit_code = EXIT_CONFIG
+
+
+class App:
+    """What every command needs, built lazily from the global options."""
+
+    def __init__(self, config_path: str, db_path: str | None, now: dt.datetime | None,
+                 verbose: int, quiet: bool):
+        self.config_path = Path(config_path)
+        self.db_override = db_path
+        self.fixed_now = now
+        self.verbose = verbose
+        self.quiet = quiet
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.fixed_now or dt.datetime.now(dt.UTC)
+
+    @cached_property
+    def config(self) -> Config:
+        try:
+            return load_config(self.config_path, self.db_override)
+        except ConfigError as exc:
+            raise ConfigProblem(str(exc)) from None
+
+    @cached_property
+    def db(self) -> sqlite_utils.Database:
+        try:
+            return open_db(self.config.db_path)
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    def echo(self, message: str = "", err: bool = False) -> None:
+        """Print unless --quiet (data for scripts goes through click.echo directly)."""
+        if not self.quiet:
+            click.echo(message, err=err)
+
+
+def pass_app(f: F) -> F:
+    @click.pass_context
+    @wraps(f)
+    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        return ctx.invoke(f, ctx.find_object(App), *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def json_option(f: F) -> F:
+    return click.option("json_", "--json", is_flag=True, help="Print JSON for scripts.")(f)
+
+
