@@ -12,6 +12,7 @@ install-test:
 
 lint:
 	$(PYTHON) -m ruff check scripts tests bench
+	$(PYTHON) -m mypy
 
 # Everything the tests need (Dovecot, mbsync, notmuch, Python packages), then the suite.
 test: install-test lint

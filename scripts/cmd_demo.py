@@ -50,7 +50,7 @@ def demo_command(app: App, directory: Path | None) -> None:
         click.echo(display.table(
             ["ID", "REASON", "WAITED", "SUBJECT"],
             [[str(i["thread_id"]), i["reason"],
-              format_duration(app.now - display.parse_iso(i["waiting_since"])),
+              format_duration(app.now - display.required_time(i["waiting_since"])),
               display.safe(i["subject"], 60)] for i in items]))
     click.echo("")
     click.echo("Try next:")

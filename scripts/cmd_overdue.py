@@ -42,7 +42,7 @@ def overdue_command(app: App, json_: bool, threshold: object, tags: tuple[str, .
         click.echo(display.table(
             ["ID", "REASON", "AGE", "DUE", "CUSTOMER", "SUBJECT", "TAGS"],
             [[str(i["thread_id"]), i["reason"],
-              format_duration(app.now - display.parse_iso(i["waiting_since"])),
+              format_duration(app.now - display.required_time(i["waiting_since"])),
               display.short_time(i["due_at"]), display.safe(i["customer"], 30),
               display.safe(i["subject"], 50), " ".join(i["tags"])] for i in items],
         ))

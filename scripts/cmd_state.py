@@ -68,7 +68,8 @@ def snooze_command(app: App, threads: tuple[str, ...], until: str) -> None:
 @pass_app
 def tag_command(app: App, thread: str, changes: tuple[str, ...]) -> None:
     """Add and remove tags by hand: triage tag 42 +billing -urgent"""
-    add, remove = [], []
+    add: list[str] = []
+    remove: list[str] = []
     for change in changes:
         if change[:1] not in "+-" or len(change) < 2:
             raise click.BadParameter(f"{change!r}: write +tag to add or -tag to remove")

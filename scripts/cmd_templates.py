@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -37,7 +38,7 @@ def check_command(app: App) -> None:
 def list_command(app: App, json_: bool) -> None:
     """List the reply templates: name, holding, tags, where each comes from."""
     builtin = builtin_dir().resolve()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in reply_names(app.config):
         try:
             t = load_reply(app.config, name)

@@ -67,7 +67,7 @@ def password(cfg: HasSecrets) -> Secret:
     if cfg.password_cmd:
         return _run(cfg.password_cmd, cfg, "password_cmd")
     try:
-        import keyring  # type: ignore[import-not-found]
+        import keyring
     except ImportError:
         keyring = None
     if keyring is not None:

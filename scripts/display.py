@@ -30,6 +30,13 @@ def age(since: str | None, now: dt.datetime) -> str:
     return format_duration(max(now - at, dt.timedelta()))
 
 
+def required_time(value: str) -> dt.datetime:
+    """Parse a time that is always set, such as an overdue item's ``waiting_since``."""
+    at = parse_iso(value)
+    assert at is not None, value
+    return at
+
+
 def short_time(value: str | None) -> str:
     at = parse_iso(value)
     return at.strftime("%Y-%m-%d %H:%M") if at else "-"

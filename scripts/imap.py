@@ -13,7 +13,7 @@ import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -79,7 +79,7 @@ def _text(value: Any) -> str:
 class IMAPSession:
     """One logged-in connection to one account."""
 
-    kind = "imap"
+    kind: Literal["imap"] = "imap"
 
     def __init__(self, account: AccountConfig, extra_headers: Sequence[str] = ()):
         self.account = account

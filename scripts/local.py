@@ -15,6 +15,7 @@ import mailbox
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from .config import AccountConfig
 from .imap import Fetched, FolderStatus, SyncError
@@ -39,7 +40,7 @@ def _split(raw: bytes) -> tuple[bytes, bytes]:
 class LocalSession:
     """Reads a Maildir tree or an mbox file, never writing to it."""
 
-    kind = "local"
+    kind: Literal["local"] = "local"
     condstore = False
     gmail = False
 
@@ -97,7 +98,8 @@ class LocalSession:
             self._mbox = mailbox.mbox(str(root), create=False)
             for key in self._mbox.iterkeys():
                 raw = self._mbox.get_bytes(key)
-                self._files[_uid(raw)] = (key, "")
+                # typeshed types every Mailbox key as str; an mbox's keys are ints
+                self._files[_uid(raw)] = (key, "")  # type: ignore[assignment]
         else:
             fdir = self._folder_dir(folder)
             if fdir is None:
@@ -129,7 +131,7 @@ class LocalSession:
                     raw = where.read_bytes()
                 else:
                     assert self._mbox is not None
-                    raw = self._mbox.get_bytes(where)
+                    raw = self._mbox.get_bytes(where)  # type: ignore[arg-type]  # int key, see examine
             except OSError:
                 continue  # vanished between listing and reading: picked up next run
             header, body = _split(raw)

@@ -31,6 +31,7 @@ from email.parser import BytesHeaderParser, BytesParser
 from email.policy import Compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
+from typing import Any
 
 __all__ = [
     "BODY_PREFIX_BYTES",
@@ -716,7 +717,7 @@ def _record(errors: list[str], what: str, exc: BaseException) -> None:
     errors.append(f"{what}: {type(exc).__name__}")
 
 
-def _as_bytes(data: object) -> bytes:
+def _as_bytes(data: Any) -> bytes:
     if data is None:
         return b""
     if isinstance(data, bytes):

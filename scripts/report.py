@@ -158,7 +158,7 @@ def build_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
     accounts = []
     for acc in config.accounts:
         rows = [f for f in folders if f["account"] == acc.name]
-        synced = [parse_iso(f["synced_at"]) for f in rows if f["synced_at"]]
+        synced = [at for f in rows if (at := parse_iso(f["synced_at"])) is not None]
         last = max(synced) if synced else None
         errors = [f["last_error"] for f in rows if f["last_error"]]
         accounts.append({"account": acc.name, "last_sync_at": iso(last),

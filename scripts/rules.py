@@ -174,7 +174,8 @@ def _patterns(value: Any, where: str) -> tuple[Pattern, ...]:
 
 def _tags(value: Any) -> tuple[list[str], list[str]]:
     items = value if isinstance(value, list) else [value]
-    add, remove = [], []
+    add: list[str] = []
+    remove: list[str] = []
     for item in items:
         if not isinstance(item, str):
             raise ValueError(f"tags: expected strings like +billing or -urgent, got {item!r}")

@@ -24,6 +24,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 __all__ = [
     "CASE_SUBJECTS",
@@ -319,6 +320,14 @@ class _Note:
     references: list[str] = field(default_factory=list)
 
 
+class _LinkOptions(TypedDict, total=False):
+    """The keyword switches :meth:`_Builder.customer` passes on to :meth:`_Builder.new`."""
+
+    message_id: bool
+    in_reply_to_only: bool
+    no_links: bool
+
+
 class _Builder:
     """Collects the sample messages; all randomness flows through one Random."""
 
@@ -384,7 +393,7 @@ class _Builder:
 
     def customer(self, who: _Person, subject: str, body: str, date: datetime, expect: str,
                  flags: tuple[str, ...] = _SEEN, *, parent: _Note | None = None,
-                 quote: bool = True, **kw: bool) -> _Note:
+                 quote: bool = True, **kw: Unpack[_LinkOptions]) -> _Note:
         """A plain-text customer message in INBOX, quoting ``parent`` like a mail client."""
         body = _wrap(body) + f"\n\n{_first_name(who)}\n"
         if parent is not None and quote:

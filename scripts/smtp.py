@@ -26,13 +26,13 @@ class SendError(Exception):
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         parts = []
-        for rcpt, (code, text) in exc.recipients.items():
-            reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        for rcpt, (code, resp) in exc.recipients.items():
+            reply = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else str(resp)
             parts.append(f"{rcpt}: {code} {reply}")
         text = "recipient refused: " + "; ".join(parts)
     elif isinstance(exc, smtplib.SMTPResponseException):
-        reply = exc.smtp_error
-        reply_text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        error = exc.smtp_error
+        reply_text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
         text = f"server said {exc.smtp_code} {reply_text}"
     elif isinstance(exc, ssl.SSLCertVerificationError):
         text = f"TLS certificate not trusted ({exc.verify_message}); set ca_file for a private CA"
@@ -84,7 +84,7 @@ def send_message(smtp_cfg: SMTPConfig | None, msg: EmailMessage) -> None:
         _login(client, cfg)
         refused = client.send_message(msg)
         if refused:
-            raise smtplib.SMTPRecipientsRefused(refused)  # type: ignore[arg-type]
+            raise smtplib.SMTPRecipientsRefused(refused)
     except smtplib.SMTPAuthenticationError as exc:
         raise SendError(f"{where}: login failed for {cfg.username} ({_describe(exc)})") from None
     except smtplib.SMTPNotSupportedError as exc:

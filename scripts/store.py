@@ -15,7 +15,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -32,7 +32,7 @@ class StoreError(Exception):
 
 @migrations()
 def m001_initial(db: sqlite_utils.Database) -> None:
-    db["threads"].create(
+    db.table("threads").create(
         {
             "id": int,
             "subject": str,
@@ -58,7 +58,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         defaults={"dirty": 1, "automated": 0, "message_count": 0},
     )
-    db["messages"].create(
+    db.table("messages").create(
         {
             "id": int,
             "key": str,
@@ -90,12 +90,12 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         foreign_keys=[("thread_id", "threads", "id")],
         defaults={"triaged": 0},
     )
-    db["message_refs"].create(
+    db.table("message_refs").create(
         {"message": int, "ref": str},
         pk=("message", "ref"),
         foreign_keys=[("message", "messages", "id")],
     )
-    db["locations"].create(
+    db.table("locations").create(
         {
             "account": str,
             "folder": str,
@@ -109,7 +109,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         pk=("account", "folder", "uidvalidity", "uid"),
         foreign_keys=[("message", "messages", "id")],
     )
-    db["folders"].create(
+    db.table("folders").create(
         {
             "account": str,
             "folder": str,
@@ -124,7 +124,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk=("account", "folder"),
     )
-    db["thread_state"].create(
+    db.table("thread_state").create(
         {
             "thread_id": int,
             "state": str,
@@ -135,12 +135,12 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         pk="thread_id",
         foreign_keys=[("thread_id", "threads", "id")],
     )
-    db["tags"].create(
+    db.table("tags").create(
         {"thread_id": int, "tag": str, "added_at": str, "cause": str},
         pk=("thread_id", "tag"),
         foreign_keys=[("thread_id", "threads", "id")],
     )
-    db["history"].create(
+    db.table("history").create(
         {
             "id": int,
             "thread_id": int,
@@ -153,13 +153,13 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         foreign_keys=[("thread_id", "threads", "id")],
     )
-    db["rule_hits"].create(
+    db.table("rule_hits").create(
         {"message": int, "rule": str, "at": str},
         pk=("message", "rule"),
         foreign_keys=[("message", "messages", "id")],
     )
-    db["thread_aliases"].create({"old_id": int, "thread_id": int}, pk="old_id")
-    db["replies"].create(
+    db.table("thread_aliases").create({"old_id": int, "thread_id": int}, pk="old_id")
+    db.table("replies").create(
         {
             "id": int,
             "thread_id": int,
@@ -175,7 +175,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         foreign_keys=[("thread_id", "threads", "id")],
     )
-    db["meta"].create({"key": str, "value": str}, pk="key")
+    db.table("meta").create({"key": str, "value": str}, pk="key")
 
 
 def ensure_shape(db: sqlite_utils.Database) -> None:
@@ -197,7 +197,7 @@ def ensure_shape(db: sqlite_utils.Database) -> None:
         ("replies", ["thread_id", "template"], False),
     ]
     for table, cols, unique in indexes:
-        db[table].create_index(cols, unique=unique, if_not_exists=True)
+        db.table(table).create_index(cols, unique=unique, if_not_exists=True)
     db.execute(
         "CREATE INDEX IF NOT EXISTS idx_threads_dirty ON threads(dirty) WHERE dirty = 1"
     )
@@ -242,6 +242,12 @@ def now_iso(now: dt.datetime | None = None) -> str:
     return iso(now or dt.datetime.now(dt.UTC))
 
 
+@overload
+def iso(value: dt.datetime) -> str: ...
+@overload
+def iso(value: None) -> None: ...
+@overload
+def iso(value: dt.datetime | None) -> str | None: ...
 def iso(value: dt.datetime | None) -> str | None:
     """ISO-8601 UTC with a trailing Z: sorts as text, parses everywhere."""
     if value is None:

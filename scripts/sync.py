@@ -186,7 +186,8 @@ def sync_folder(
         if (st.uidvalidity == row["uidvalidity"] and st.uidnext <= (row["last_uid"] or 0) + 1
                 and st.messages == row["server_count"]
                 and st.highestmodseq == row["highestmodseq"]):
-            db["folders"].update((account, folder), {"synced_at": iso(now), "last_error": None})
+            db.table("folders").update((account, folder),
+                                       {"synced_at": iso(now), "last_error": None})
             res.unchanged = True
             return res
 
@@ -273,7 +274,7 @@ def sync_folder(
         else:
             server_count = info.messages
         final_uid = max([last_uid, *new_uids]) if session.kind == "imap" else 0
-        db["folders"].upsert(
+        db.table("folders").upsert(
             {"account": account, "folder": folder, "uidvalidity": validity,
              "last_uid": final_uid, "highestmodseq": info.highestmodseq,
              "uidnext": info.uidnext, "server_count": server_count,

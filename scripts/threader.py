@@ -24,7 +24,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlite_utils
 
@@ -105,7 +105,7 @@ def assign_threads(
     uf = UnionFind()
     all_links: set[str] = set()
     for msg in new:
-        node = ("m", msg.id)
+        node: Hashable = ("m", msg.id)
         uf.find(node)
         for link in msg.links:
             uf.union(node, ("r", link))
@@ -131,7 +131,7 @@ def assign_threads(
     components: dict[Hashable, list[int]] = defaultdict(list)
     existing: dict[Hashable, set[int]] = defaultdict(set)
     for node in list(uf.parent):
-        kind, value = node  # type: ignore[misc]
+        kind, value = cast("tuple[str, Any]", node)  # every node is a (kind, value) pair
         if kind == "m" and value in new_ids:
             components[uf.find(node)].append(value)
         elif kind == "t":
@@ -151,12 +151,12 @@ def assign_threads(
         else:
             survivor = next_id
             next_id += 1
-            gm = next((gm_by_id[i] for i in message_ids if i in gm_by_id), None)
-            new_threads.append({"id": survivor, "dirty": 1, "gm_thrid": gm})
+            thrid = next((gm_by_id[i] for i in message_ids if i in gm_by_id), None)
+            new_threads.append({"id": survivor, "dirty": 1, "gm_thrid": thrid})
         touched.add(survivor)
         assignments.extend((survivor, mid) for mid in message_ids)
     if new_threads:
-        db["threads"].insert_all(new_threads)
+        db.table("threads").insert_all(new_threads)
     db.conn.executemany("UPDATE messages SET thread_id = ? WHERE id = ?", assignments)
     mark_dirty(db, touched)
     return touched
