@@ -8,6 +8,7 @@ exceptions become one-line errors here: configuration problems exit 2, run-time 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
 import sqlite3
 import sys
@@ -35,8 +36,30 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     logging.getLogger("imapclient").setLevel(logging.WARNING)
 
 
+# command name -> the cmd_* module defining it.  Modules are imported only when their
+# command runs: `triage run` from cron should not pay for Jinja or the report code.
+COMMAND_MODULES = {
+    "sync": "cmd_sync", "threads": "cmd_threads", "show": "cmd_threads",
+    "overdue": "cmd_overdue", "explain": "cmd_explain", "close": "cmd_state",
+    "reopen": "cmd_state", "snooze": "cmd_state", "tag": "cmd_state", "retag": "cmd_retag",
+    "reply": "cmd_reply", "templates": "cmd_templates", "report": "cmd_report",
+    "run": "cmd_run", "demo": "cmd_demo",
+}
+
+
 class TriageGroup(click.Group):
-    """Turns library errors into one-line messages with the documented exit codes."""
+    """Loads commands on demand; turns library errors into one-line messages with the
+    documented exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMAND_MODULES) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            module = importlib.import_module(f"{__package__}.{COMMAND_MODULES[cmd_name]}")
+            for command in module.COMMANDS:
+                self.add_command(command)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -83,27 +106,3 @@ def cli(ctx: click.Context, config_path: str, db_path: str | None, now: dt.datet
     answer kindly, and prove every morning that nothing fell through the cracks."""
     _configure_logging(verbose, quiet)
     ctx.obj = App(config_path, db_path, now, verbose, quiet)
-
-
-def _register() -> None:
-    from . import (
-        cmd_demo,
-        cmd_explain,
-        cmd_overdue,
-        cmd_reply,
-        cmd_report,
-        cmd_retag,
-        cmd_run,
-        cmd_state,
-        cmd_sync,
-        cmd_templates,
-        cmd_threads,
-    )
-
-    for module in (cmd_sync, cmd_threads, cmd_overdue, cmd_state, cmd_retag, cmd_explain,
-                   cmd_demo, cmd_reply, cmd_templates, cmd_report, cmd_run):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()

@@ -16,7 +16,10 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 
 def commands() -> list[tuple[str, click.Command]]:
     out = []
-    for name, cmd in cli.commands.items():
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        cmd = cli.get_command(ctx, name)
+        assert cmd is not None, name
         if isinstance(cmd, click.Group):
             out += [(f"{name} {sub}", c) for sub, c in cmd.commands.items()]
         out.append((name, cmd))
