@@ -56,15 +56,19 @@ _TOPICS = ("Invoice {n} missing", "Cannot log in", "Refund for order #{n}",
            "How do I add a teammate?", "Billing address change", "Webhook retries")
 _UNICODE_TOPICS = ("Problème de facturation {n}", "Frage zur Rechnung {n}",
                    "Не работает вход", "請求書 {n} について", "Ödeme hatası {n}")
-_WORDS = ("the account order invoice please could you help me with our team when we try to "
-          "open page it shows error message again after update yesterday since last week thanks "
-          "regards hello kind best customer support payment card number reference attached "
-          "screenshot browser version mobile app export data report settings plan upgrade "
-          "refund cancel subscription login password reset email address change billing would "
-          "like know whether possible also issue still happening today tomorrow morning urgent "
-          "deadline colleague manager approved ticket case follow up update status fixed "
-          "working fine now perfect great appreciate quick reply café naïve Grüße déjà-vu "
-          "résumé").split()
+_WORDS = (
+    "the", "account", "order", "invoice", "please", "could", "you", "help", "me", "with",
+    "our", "team", "when", "we", "try", "to", "open", "page", "it", "shows", "error",
+    "message", "again", "after", "update", "yesterday", "since", "last", "week", "thanks",
+    "regards", "hello", "kind", "best", "customer", "support", "payment", "card", "number",
+    "reference", "attached", "screenshot", "browser", "version", "mobile", "app", "export",
+    "data", "report", "settings", "plan", "upgrade", "refund", "cancel", "subscription",
+    "login", "password", "reset", "email", "address", "change", "billing", "would", "like",
+    "know", "whether", "possible", "also", "issue", "still", "happening", "today", "tomorrow",
+    "morning", "urgent", "deadline", "colleague", "manager", "approved", "ticket", "case",
+    "follow", "up", "update", "status", "fixed", "working", "fine", "now", "perfect", "great",
+    "appreciate", "quick", "reply", "café", "naïve", "Grüße", "déjà-vu", "résumé",
+)
 
 
 @dataclass
@@ -205,7 +209,8 @@ def _render(thread: _Thread, when: dt.datetime, ours: bool, corpus: _Corpus) -> 
     subject = thread.subject if position == 0 else "Re: " + thread.subject
     headers = [
         f"Return-Path: <{TEAM_ADDRESS if ours else cust_addr}>",
-        f"Received: from mx{rng.randint(1, 4)}.example.com (mx.example.com [192.0.2.{position + 1}])"
+        f"Received: from mx{rng.randint(1, 4)}.example.com "
+        f"(mx.example.com [192.0.2.{position + 1}])"
         f"\r\n\tby imap.example.com with ESMTPS id {digest}\r\n\tfor <{TEAM_ADDRESS}>; "
         f"{format_datetime(when)}",
         f"Date: {format_datetime(when)}",
