@@ -597,30 +597,93 @@ def _body_snippet(hdr: Message, body: bytes, errors: list[str]) -> str:
     if maintype == "multipart" and not hdr.get_boundary():
         errors.append("multipart without boundary")
         return ""
-    wrapper = b"Content-Type: " + _raw_bytes(_unfold_raw(hdr.get("content-type", ""))) + b"\r\n\r\n"
-    root = _BODY_PARSER.parsebytes(wrapper + body)
-    html_parts: list[Message] = []
-    for part in _walk(root):
+    leaves = _leaves_fast(hdr, body)
+    if leaves is None:  # not the plain shape: let the email package parse it all
+        wrapper = (b"Content-Type: " + _raw_bytes(_unfold_raw(hdr.get("content-type", "")))
+                   + b"\r\n\r\n")
+        leaves = [(p, _payload_bytes(p)) for p in _walk(_BODY_PARSER.parsebytes(wrapper + body))]
+    html_parts: list[tuple[Message, bytes]] = []
+    for part, payload in leaves:
         sub = part.get_content_type()
         if sub not in ("text/plain", "text/html"):
             continue
         if str(part.get("content-disposition", "")).strip().lower().startswith("attachment"):
             continue
         if sub == "text/html":
-            html_parts.append(part)
+            html_parts.append((part, payload))
             continue
-        snippet = _text_snippet(
-            _part_text(_payload_bytes(part), part.get_content_charset(), "plain")
-        )
+        snippet = _text_snippet(_part_text(payload, part.get_content_charset(), "plain"))
         if snippet:
             return snippet
-    for part in html_parts:
-        snippet = _text_snippet(
-            _part_text(_payload_bytes(part), part.get_content_charset(), "html")
-        )
+    for part, payload in html_parts:
+        snippet = _text_snippet(_part_text(payload, part.get_content_charset(), "html"))
         if snippet:
             return snippet
     return ""
+
+
+def _split_multipart(body: bytes, boundary: str) -> list[bytes] | None:
+    """The parts between ``--boundary`` lines (the last one possibly cut off).
+
+    A shortcut for the common case, measured at 80 µs a message in the stdlib parser,
+    which compiles a regular expression for every (unique) boundary it meets.  The
+    email package still parses every part's headers; None sends anything unusual
+    back to it.
+    """
+    delim = b"--" + boundary.encode("utf-8", "surrogateescape")
+    if body.startswith(delim):
+        pos = 0
+    else:
+        pos = body.find(b"\n" + delim)
+        if pos < 0:
+            return None
+        pos += 1
+    parts: list[bytes] = []
+    while len(parts) < MAX_MIME_PARTS:
+        after = pos + len(delim)
+        if body[after:after + 2] == b"--":
+            break  # the closing delimiter
+        eol = body.find(b"\n", after)
+        if eol < 0 or body[after:eol].strip():
+            return None if eol >= 0 else parts  # junk after the delimiter, or cut here
+        nxt = body.find(b"\n" + delim, eol)
+        if nxt < 0:
+            parts.append(body[eol + 1:])
+            break
+        parts.append(body[eol + 1:nxt].removesuffix(b"\r"))
+        pos = nxt + 1
+    return parts
+
+
+def _split_part(part: bytes) -> tuple[Message, bytes]:
+    if part.startswith((b"\r\n", b"\n")):
+        return _HEADER_PARSER.parsebytes(b""), part.lstrip(b"\r\n")
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        i = part.find(sep)
+        if i >= 0:
+            return _HEADER_PARSER.parsebytes(part[:i + len(sep)]), part[i + len(sep):]
+    return _HEADER_PARSER.parsebytes(part), b""  # cut off inside the part's headers
+
+
+def _leaves_fast(hdr: Message, body: bytes) -> list[tuple[Message, bytes]] | None:
+    """Leaf parts with their transfer-decoded payloads, or None to use the full parser."""
+    leaves: list[tuple[Message, bytes]] = []
+    stack: list[tuple[Message, bytes, int]] = [(hdr, body, 0)]
+    while stack:
+        node, data, depth = stack.pop()
+        if node.get_content_type() in ("message/rfc822", "multipart/digest"):
+            return None  # attached messages: the full parser walks into them
+        if node.get_content_maintype() != "multipart":
+            leaves.append((node, _decode_transfer(data, _cte(node))))
+            continue
+        boundary = node.get_boundary()
+        if not boundary or depth >= MAX_MIME_DEPTH:
+            continue
+        parts = _split_multipart(data, boundary)
+        if parts is None:
+            return None
+        stack.extend((*_split_part(p), depth + 1) for p in reversed(parts))
+    return leaves
 
 
 def _payload_bytes(part: Message) -> bytes:

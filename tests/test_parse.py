@@ -624,3 +624,29 @@ def test_random_headerish_text_never_raises(
     m = parse_message(text.encode("utf-8", "surrogateescape"), body)
     assert isinstance(m, ParsedMessage) and m.key
     assert m.subject == " ".join(m.subject.split())
+
+
+def _corpus_and_sample() -> list[bytes]:
+    import datetime as dt
+
+    from mailtriage.sample import build_sample
+
+    raws = [m.raw for m in build_sample(dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC))]
+    corpora = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+    if corpora.is_dir():
+        raws += [p.read_bytes() for p in sorted(corpora.rglob("*"))
+                 if p.is_file() and p.name != "README.md"]
+    return raws
+
+
+def test_fast_multipart_split_gives_the_email_packages_snippets(monkeypatch):
+    """The boundary shortcut must find the same text as the stdlib's full parse."""
+    import mailtriage.parse as parse_mod
+
+    raws = _corpus_and_sample()
+    fast = [parse_mod.parse_raw_message(r).snippet for r in raws]
+    monkeypatch.setattr(parse_mod, "_leaves_fast", lambda hdr, body: None)
+    full = [parse_mod.parse_raw_message(r).snippet for r in raws]
+    differ = [i for i, (a, b) in enumerate(zip(fast, full, strict=True)) if a != b]
+    assert not differ, [(fast[i], full[i]) for i in differ[:3]]
+    assert sum(1 for r in raws if b"multipart/" in r[:4000].lower()) > 20
