@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .store import iso, loads, query_in, resolve_thread_id
+from .store import iso, loads, query_rows, resolve_thread_id
 
 
 def _effective_state(state: str | None, snoozed_until: str | None, now: dt.datetime) -> str:
@@ -25,17 +25,17 @@ def _effective_state(state: str | None, snoozed_until: str | None, now: dt.datet
 
 def thread_tags(db: sqlite_utils.Database, ids: Sequence[int]) -> dict[int, list[str]]:
     tags: dict[int, list[str]] = defaultdict(list)
-    for r in query_in(db, "SELECT thread_id, tag FROM tags WHERE thread_id IN ({in}) "
-                          "ORDER BY tag", ids):
-        tags[r["thread_id"]].append(r["tag"])
+    for tid, tag in query_rows(db, "SELECT thread_id, tag FROM tags WHERE thread_id IN ({in}) "
+                                   "ORDER BY tag", ids):
+        tags[tid].append(tag)
     return tags
 
 
 def thread_message_ids(db: sqlite_utils.Database, ids: Sequence[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = defaultdict(list)
-    for r in query_in(db, "SELECT thread_id, message_id FROM messages WHERE thread_id IN ({in}) "
-                          "ORDER BY arrived_at, id", ids):
-        out[r["thread_id"]].append(r["message_id"])
+    for tid, mid in query_rows(db, "SELECT thread_id, message_id FROM messages "
+                                   "WHERE thread_id IN ({in}) ORDER BY arrived_at, id", ids):
+        out[tid].append(mid)
     return out
 
 
@@ -159,4 +159,14 @@ def thread_detail(db: sqlite_utils.Database, ref: str | int,
 
 
 def dumps(value: Any) -> str:
+    """JSON for ``--json``: a list as one item per line, anything else indented.
+
+    ``indent=`` switches the json module to its pure-Python encoder (1.4 s for the 27k
+    overdue threads of the 100k benchmark); items encoded one by one keep the C encoder
+    and still read well in a terminal.
+    """
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        return "[\n" + ",\n".join(json.dumps(v, ensure_ascii=False) for v in value) + "\n]"
     return json.dumps(value, indent=2, ensure_ascii=False)

@@ -49,14 +49,16 @@ def overdue(
     """Overdue and follow-up threads, oldest wait first (``include_not_due``: all open)."""
     clock = Clock(config.sla.business_hours)
     at = iso(now)
+    columns = ("t.id, t.subject, t.customer, t.customer_name, t.waiting_since, t.last_team_at, "
+               "s.state, s.priority")
     open_rows = list(db.query(
-        "SELECT t.*, s.state, s.priority, s.snoozed_until FROM threads t "
+        f"SELECT {columns} FROM threads t "
         "JOIN thread_state s ON s.thread_id = t.id WHERE t.waiting_since IS NOT NULL "
         "AND (s.state = 'open' OR (s.state = 'snoozed' AND s.snoozed_until <= ?))", [at]))
     holding = sorted(set(holding_templates))
     marks = ",".join("?" * len(holding)) or "NULL"
     follow_rows = list(db.query(
-        "SELECT t.*, s.state, s.priority, s.snoozed_until FROM threads t "
+        f"SELECT {columns} FROM threads t "
         "JOIN thread_state s ON s.thread_id = t.id "
         "WHERE s.state = 'waiting' AND t.last_sender = 'us' AND t.last_team_at <= ? AND ("
         f" t.last_team_template IN ({marks})"
@@ -66,8 +68,8 @@ def overdue(
         "   AND g.added_at >= t.last_team_at))",
         [iso(now - config.sla.followup_after), *holding]))
     ids = [r["id"] for r in open_rows + follow_rows]
-    tag_map = thread_tags(db, ids)
-    mids = thread_message_ids(db, ids)
+    tag_map = thread_tags(db, ids)  # thresholds and filters need them
+    # Message-IDs are read only for the threads that end up on the list.
     items = []
     for reason, rows in (("unanswered", open_rows), ("followup", follow_rows)):
         for r in rows:
@@ -102,7 +104,10 @@ def overdue(
                 "state": shown_state,
                 "priority": r["priority"],
                 "tags": ttags,
-                "message_ids": mids.get(r["id"], []),
+                "message_ids": [],
             })
+    mids = thread_message_ids(db, [i["thread_id"] for i in items])
+    for item in items:
+        item["message_ids"] = mids.get(item["thread_id"], [])
     items.sort(key=lambda i: (i["waiting_since"], i["thread_id"]))
     return items

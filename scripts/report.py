@@ -46,6 +46,7 @@ BUCKETS: tuple[tuple[str, dt.timedelta, dt.timedelta | None], ...] = (
 )
 RESPONSE_WINDOW = dt.timedelta(days=7)
 LIST_CAP = 50  # new/answered threads listed (the counts are always complete)
+OVERDUE_CAP = 200  # threads listed per section of the report
 QUARANTINE_CAP = 20
 
 # Open, or snoozed with the snooze run out (the same rule as listing/overdue).
@@ -196,8 +197,12 @@ def build_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
             "open": len(open_rows),
             "all_clear": not items,
         },
-        "overdue": unanswered,
-        "followup": followups,
+        # The oldest first, capped: a mail listing 27,000 threads helps nobody, and the
+        # headline still counts them all.
+        "overdue": unanswered[:OVERDUE_CAP],
+        "overdue_more": max(0, len(unanswered) - OVERDUE_CAP),
+        "followup": followups[:OVERDUE_CAP],
+        "followup_more": max(0, len(followups) - OVERDUE_CAP),
         "new": {"count": len(new_rows), "threads": [brief(r, "first_at")
                                                      for r in new_rows[:LIST_CAP]]},
         "answered": {"count": len(answered_rows),
