@@ -6,7 +6,7 @@ import click
 
 from . import display
 from .app import EXIT_OVERDUE, App, json_option, pass_app
-from .listing import dumps
+from .listing import echo_json
 from .overdue import overdue
 from .render import holding_templates
 from .sla import format_duration, parse_duration
@@ -37,7 +37,7 @@ def overdue_command(app: App, json_: bool, threshold: object, tags: tuple[str, .
     items = overdue(app.db, app.config, app.now, threshold=threshold,  # type: ignore[arg-type]
                     tags=tags, state=state, holding_templates=holding_templates(app.config))
     if json_:
-        click.echo(dumps(items))
+        echo_json(items)
     elif items:
         click.echo(display.table(
             ["ID", "REASON", "AGE", "DUE", "CUSTOMER", "SUBJECT", "TAGS"],

@@ -6,7 +6,7 @@ import click
 
 from . import display
 from .app import App, json_option, pass_app
-from .listing import dumps, list_threads, thread_detail
+from .listing import dumps, echo_json, list_threads, thread_detail
 from .sla import parse_duration, parse_when
 from .triage import STATES
 
@@ -33,7 +33,7 @@ def threads_command(app: App, json_: bool, folder: str | None, since: str | None
     rows = list_threads(app.db, app.now, folder=folder, since=since_at, state=state, tags=tags,
                         limit=limit)
     if json_:
-        click.echo(dumps(rows))
+        echo_json(rows)
         return
     click.echo(display.threads_table(rows, app.now))
 

@@ -158,6 +158,20 @@ def thread_detail(db: sqlite_utils.Database, ref: str | int,
     return out
 
 
+def echo_json(value: Any) -> None:
+    """Write ``--json`` output to stdout, a list item by item (big lists stay small)."""
+    import sys
+
+    if not isinstance(value, list) or not value:
+        sys.stdout.write(dumps(value) + "\n")
+        return
+    last = len(value) - 1
+    sys.stdout.write("[\n")
+    for n, item in enumerate(value):
+        sys.stdout.write(json.dumps(item, ensure_ascii=False) + (",\n" if n < last else "\n"))
+    sys.stdout.write("]\n")
+
+
 def dumps(value: Any) -> str:
     """JSON for ``--json``: a list as one item per line, anything else indented.
 

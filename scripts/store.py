@@ -182,14 +182,13 @@ def ensure_shape(db: sqlite_utils.Database) -> None:
     """Indexes and views: idempotent, run after migrations on every open."""
     indexes = [
         ("messages", ["key"], True),
-        ("messages", ["message_id"], False),
         ("messages", ["thread_id", "arrived_at"], False),
-        ("messages", ["arrived_at"], False),
         ("messages", ["subject_norm", "arrived_at"], False),
         ("message_refs", ["ref"], False),
         ("locations", ["message"], False),
-        ("threads", ["subject_norm"], False),
         ("threads", ["last_at"], False),
+        ("threads", ["first_at"], False),
+        ("threads", ["last_team_at"], False),
         ("threads", ["waiting_since"], False),
         ("thread_state", ["state"], False),
         ("tags", ["tag"], False),
@@ -203,6 +202,10 @@ def ensure_shape(db: sqlite_utils.Database) -> None:
     )
     db.execute(
         "CREATE INDEX IF NOT EXISTS idx_messages_untriaged ON messages(triaged) WHERE triaged = 0"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_messages_quarantined ON messages(first_seen_at) "
+        "WHERE parse_error IS NOT NULL"
     )
     db.create_view(
         "thread_overview",
