@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import multiprocessing
@@ -402,7 +403,13 @@ def _update_flags(
         return db.conn.total_changes - before
 
 
-def message_row(p: parse.ParsedMessage, f: Fetched, now: dt.datetime) -> dict[str, Any]:
+@functools.lru_cache(maxsize=4096)
+def _address_list(addresses: tuple[str, ...]) -> str:
+    return json.dumps(list(addresses))  # To/Cc repeat a lot: support@ is in most of them
+
+
+def message_row(p: parse.ParsedMessage, f: Fetched, now: dt.datetime,
+                seen_at: str | None = None) -> dict[str, Any]:
     arrived = f.internal_date or p.date or now
     return {
         "key": p.key,
@@ -411,8 +418,8 @@ def message_row(p: parse.ParsedMessage, f: Fetched, now: dt.datetime) -> dict[st
         "refs": json.dumps(p.references) if p.references else None,
         "from_addr": p.from_addr,
         "from_name": p.from_name or None,
-        "to_addrs": json.dumps(p.to),
-        "cc_addrs": json.dumps(p.cc),
+        "to_addrs": _address_list(tuple(p.to)),
+        "cc_addrs": _address_list(tuple(p.cc)),
         "reply_to": p.reply_to,
         "subject": p.subject,
         "subject_norm": parse.normalize_subject(p.subject),
@@ -425,7 +432,7 @@ def message_row(p: parse.ParsedMessage, f: Fetched, now: dt.datetime) -> dict[st
         "parse_error": p.parse_error,
         "gm_thrid": f.gm_thrid,
         "template": p.template,
-        "first_seen_at": iso(now),
+        "first_seen_at": seen_at or iso(now),
         "triaged": 0,
     }
 
@@ -447,6 +454,7 @@ def store_batch(
     now: dt.datetime,
 ) -> tuple[int, int]:
     """Store one parsed batch (inside the caller's transaction); return (new, parse errors)."""
+    seen_at = iso(now)
     keys = {p.key for _f, p in parsed}
     ids = {r["key"]: r["id"] for r in query_in(
         db, "SELECT id, key FROM messages WHERE key IN ({in})", keys)}
@@ -459,7 +467,7 @@ def store_batch(
         if p.key in ids:
             continue
         ids[p.key] = next_id
-        row = message_row(p, f, now)
+        row = message_row(p, f, now, seen_at)
         row["id"] = next_id
         rows.append(row)
         if p.parse_error:
@@ -476,15 +484,19 @@ def store_batch(
         ))
         next_id += 1
     if rows:
+        # Thread first, so each row is written once, with its thread_id.
+        thread_of = assign_threads(db, to_thread, config.team.is_us, now)
+        for row in rows:
+            row["thread_id"] = thread_of[row["id"]]
         columns = list(rows[0])
         db.conn.executemany(
             f"INSERT INTO messages ({', '.join(columns)}) "
             f"VALUES ({', '.join('?' * len(columns))})",
             [tuple(r[c] for c in columns) for r in rows],
         )
-        db.conn.executemany("INSERT OR IGNORE INTO message_refs (message, ref) VALUES (?, ?)",
-                            refs)
-        assign_threads(db, to_thread, config.team.is_us, now)
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO message_refs (message, ref, thread_id) VALUES (?, ?, ?)",
+            [(mid, ref, thread_of[mid]) for mid, ref in refs])
     db.conn.executemany(
         "INSERT OR REPLACE INTO locations (account, folder, uidvalidity, uid, message, flags, "
         "modseq, internal_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import sqlite_utils
 
-from .store import iso, parse_iso, query_in
+from .store import iso, parse_iso, query_in, query_rows
 
 SUBJECT_WINDOW = dt.timedelta(days=14)
 
@@ -95,13 +95,14 @@ def assign_threads(
     new: Sequence[NewMessage],
     is_us: Callable[[str], bool],
     now: dt.datetime,
-) -> set[int]:
-    """Give every message in ``new`` a thread, merging threads it links; return touched ids.
+) -> dict[int, int]:
+    """Choose a thread for every message in ``new`` (not yet stored), creating threads and
+    merging the ones it links; return {message id: thread id}.
 
     Runs inside the caller's transaction. Queries are per batch, never per message.
     """
     if not new:
-        return set()
+        return {}
     uf = UnionFind()
     all_links: set[str] = set()
     for msg in new:
@@ -115,13 +116,12 @@ def assign_threads(
 
     new_ids = {m.id for m in new}
     # Existing threads that hold any of these links.
-    for row in query_in(
+    for ref, tid in query_rows(
         db,
-        "SELECT r.ref, m.thread_id FROM message_refs r JOIN messages m ON m.id = r.message "
-        "WHERE r.ref IN ({in}) AND m.thread_id IS NOT NULL",
+        "SELECT ref, thread_id FROM message_refs WHERE ref IN ({in})",
         all_links,
     ):
-        uf.union(("r", row["ref"]), ("t", row["thread_id"]))
+        uf.union(("r", ref), ("t", tid))
     gm = {m.gm_thrid for m in new if m.gm_thrid}
     for row in query_in(db, "SELECT id, gm_thrid FROM threads WHERE gm_thrid IN ({in})", gm):
         uf.union(("g", row["gm_thrid"]), ("t", row["id"]))
@@ -140,7 +140,7 @@ def assign_threads(
     gm_by_id = {m.id: m.gm_thrid for m in new if m.gm_thrid}
     next_id = _next_thread_id(db)
     touched: set[int] = set()
-    assignments: list[tuple[int, int]] = []
+    assignments: dict[int, int] = {}
     new_threads: list[dict[str, Any]] = []
     for root, message_ids in components.items():
         tids = sorted(existing.get(root, ()))
@@ -154,12 +154,11 @@ def assign_threads(
             thrid = next((gm_by_id[i] for i in message_ids if i in gm_by_id), None)
             new_threads.append({"id": survivor, "dirty": 1, "gm_thrid": thrid})
         touched.add(survivor)
-        assignments.extend((survivor, mid) for mid in message_ids)
+        assignments.update((mid, survivor) for mid in message_ids)
     if new_threads:
         db.table("threads").insert_all(new_threads)
-    db.conn.executemany("UPDATE messages SET thread_id = ? WHERE id = ?", assignments)
     mark_dirty(db, touched)
-    return touched
+    return assignments
 
 
 def _link_by_subject(
@@ -239,6 +238,8 @@ def merge_threads(
     at = iso(now)
     for old in others:
         args = [survivor, old]
+        db.execute("UPDATE message_refs SET thread_id = ? WHERE message IN "
+                   "(SELECT id FROM messages WHERE thread_id = ?)", args)
         db.execute("UPDATE messages SET thread_id = ? WHERE thread_id = ?", args)
         db.execute(
             "INSERT OR IGNORE INTO tags (thread_id, tag, added_at, cause) "
