@@ -89,6 +89,7 @@ class IMAPSession:
         names = " ".join(f.upper() for f in fields)
         self.header_item = f"BODY.PEEK[HEADER.FIELDS ({names})]"
         self.selected: str | None = None
+        self.vanished: set[int] | None = None
 
     # -- connection -------------------------------------------------------
     def connect(self) -> None:
@@ -128,7 +129,10 @@ class IMAPSession:
             self.close()
             raise SyncError(f"{where}: login failed: {_describe(exc)}") from None
         self.capabilities = {_text(c).upper() for c in client.capabilities()}
-        if "CONDSTORE" in self.capabilities:
+        if "QRESYNC" in self.capabilities:  # implies CONDSTORE (RFC 7162)
+            with contextlib.suppress(IMAPClientError):
+                client.enable("QRESYNC")
+        elif "CONDSTORE" in self.capabilities:
             with contextlib.suppress(IMAPClientError):
                 client.enable("CONDSTORE")
 
@@ -196,17 +200,43 @@ class IMAPSession:
             highestmodseq=int(st[b"HIGHESTMODSEQ"]) if b"HIGHESTMODSEQ" in st else None,
         )
 
-    def examine(self, folder: str) -> FolderStatus:
+    def examine(self, folder: str, qresync: tuple[int, int] | None = None) -> FolderStatus:
+        """Select read-only. With ``qresync`` = (stored UIDVALIDITY, HIGHESTMODSEQ) on a
+        QRESYNC server, the UIDs expunged since then are left in :attr:`vanished`."""
+        self.vanished = None
+        if qresync and self.qresync and all(qresync):
+            return self._examine_qresync(folder, qresync)
         try:
             info = self._c().select_folder(folder, readonly=True)
         except IMAPClientError as exc:
             raise SyncError(f"folder {folder!r}: {_describe(exc)}") from None
         self.selected = folder
-        return FolderStatus(
-            uidvalidity=int(info[b"UIDVALIDITY"]), uidnext=int(info.get(b"UIDNEXT", 0)),
-            messages=int(info.get(b"EXISTS", 0)),
-            highestmodseq=int(info[b"HIGHESTMODSEQ"]) if b"HIGHESTMODSEQ" in info else None,
-        )
+        return _status(info)
+
+    def _examine_qresync(self, folder: str, known: tuple[int, int]) -> FolderStatus:
+        # imapclient has no API for SELECT parameters (RFC 7162): send it through imaplib
+        # as select_folder() would, then read VANISHED (EARLIER) out of the responses.
+        c = self._c()
+        imap = c._imap
+        imap.untagged_responses = {}
+        imap.is_readonly = True
+        try:
+            typ, data = imap._simple_command(
+                "EXAMINE", c._normalise_folder(folder), f"(QRESYNC ({known[0]} {known[1]}))")
+        except IMAPClientError as exc:
+            raise SyncError(f"folder {folder!r}: {_describe(exc)}") from None
+        if typ != "OK":
+            raise SyncError(f"folder {folder!r}: {_describe(Exception(data[-1] if data else typ))}")
+        imap.state = "SELECTED"
+        vanished = imap.untagged_responses.pop("VANISHED", [])
+        imap.untagged_responses.pop("FETCH", None)  # changed flags: changed_flags() reads them
+        self.vanished = _uid_set(vanished)
+        self.selected = folder
+        return _status(c._process_select_response(imap.untagged_responses))
+
+    @property
+    def qresync(self) -> bool:
+        return "QRESYNC" in self.capabilities
 
     # -- messages -------------------------------------------------------------
     def uids_above(self, last_uid: int) -> list[int]:
@@ -293,6 +323,30 @@ class IMAPSession:
             self._c().append(folder, raw, flags=tuple(flags), msg_time=when)
         except IMAPClientError as exc:
             raise SyncError(f"APPEND to {folder!r} failed: {_describe(exc)}") from None
+
+
+def _status(info: dict[bytes, Any]) -> FolderStatus:
+    return FolderStatus(
+        uidvalidity=int(info[b"UIDVALIDITY"]), uidnext=int(info.get(b"UIDNEXT", 0)),
+        messages=int(info.get(b"EXISTS", 0)),
+        highestmodseq=int(info[b"HIGHESTMODSEQ"]) if b"HIGHESTMODSEQ" in info else None,
+    )
+
+
+def _uid_set(responses: list[Any], limit: int = 10_000_000) -> set[int]:
+    """UIDs from VANISHED (EARLIER) responses such as ``(EARLIER) 3:5,9``."""
+    uids: set[int] = set()
+    for raw in responses:
+        text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
+        for part in text.replace("(EARLIER)", "").strip().split(","):
+            low, _, high = part.strip().partition(":")
+            if not low.isdigit() or (high and not high.isdigit()):
+                continue
+            a, b = int(low), int(high or low)
+            if abs(b - a) > limit:
+                continue
+            uids.update(range(min(a, b), max(a, b) + 1))
+    return uids
 
 
 def _aware(value: Any) -> dt.datetime | None:

@@ -88,7 +88,9 @@ class LocalSession:
     def status(self, folder: str) -> FolderStatus:
         return self.examine(folder)
 
-    def examine(self, folder: str) -> FolderStatus:
+    vanished: set[int] | None = None
+
+    def examine(self, folder: str, qresync: tuple[int, int] | None = None) -> FolderStatus:
         self.selected = folder
         self._files = {}
         root = self.account.path

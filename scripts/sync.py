@@ -194,7 +194,8 @@ def sync_folder(
             res.unchanged = True
             return res
 
-    info = session.examine(folder)
+    known = (row["uidvalidity"], row["highestmodseq"]) if row else None
+    info = session.examine(folder, qresync=known if not full else None)
     validity = info.uidvalidity
     last_uid = 0
     if row and row["uidvalidity"] == validity and not full:
@@ -252,6 +253,9 @@ def sync_folder(
         if res.uidvalidity_changed:
             db.execute("UPDATE folders SET uidvalidity_changed_at = ? "
                        "WHERE account = ? AND folder = ?", [iso(now), account, folder])
+        if session.vanished:  # QRESYNC told us exactly what was expunged
+            res.expunged = _forget(db, account, folder, validity,
+                                   [u for u in session.vanished if u <= last_uid])
         count = db.execute(
             "SELECT COUNT(*) FROM locations WHERE account = ? AND folder = ? AND uidvalidity = ?",
             [account, folder, validity]).fetchone()[0]
@@ -260,19 +264,7 @@ def sync_folder(
             gone = [r[0] for r in db.execute(
                 "SELECT uid FROM locations WHERE account = ? AND folder = ? AND uidvalidity = ?",
                 [account, folder, validity]) if r[0] not in present]
-            for part in chunks(gone):
-                marks = ",".join("?" * len(part))
-                touched = [r[0] for r in db.execute(
-                    f"SELECT DISTINCT m.thread_id FROM locations l JOIN messages m "
-                    f"ON m.id = l.message WHERE l.account = ? AND l.folder = ? "
-                    f"AND l.uidvalidity = ? AND l.uid IN ({marks})",
-                    [account, folder, validity, *part])]
-                db.execute(
-                    f"DELETE FROM locations WHERE account = ? AND folder = ? AND uidvalidity = ? "
-                    f"AND uid IN ({marks})", [account, folder, validity, *part])
-                db.conn.executemany("UPDATE threads SET dirty = 1 WHERE id = ?",
-                                    [(t,) for t in touched if t])
-            res.expunged = len(gone)
+            res.expunged += _forget(db, account, folder, validity, gone)
             server_count = len(present)
         else:
             server_count = info.messages
@@ -371,6 +363,25 @@ def prefetch(session: Session, batches: Sequence[Sequence[int]]
                 handoff.get(timeout=0.1)
         worker.join()
         parser.close()
+
+
+def _forget(db: sqlite_utils.Database, account: str, folder: str, validity: int,
+            uids: Sequence[int]) -> int:
+    """Drop the locations of expunged UIDs; their threads get recomputed. Returns how many."""
+    removed = 0
+    for part in chunks(list(uids)):
+        marks = ",".join("?" * len(part))
+        args = [account, folder, validity, *part]
+        touched = [r[0] for r in db.execute(
+            "SELECT DISTINCT m.thread_id FROM locations l JOIN messages m ON m.id = l.message "
+            "WHERE l.account = ? AND l.folder = ? AND l.uidvalidity = ? "
+            f"AND l.uid IN ({marks})", args)]
+        removed += db.execute(
+            "DELETE FROM locations WHERE account = ? AND folder = ? AND uidvalidity = ? "
+            f"AND uid IN ({marks})", args).rowcount
+        db.conn.executemany("UPDATE threads SET dirty = 1 WHERE id = ?",
+                            [(t,) for t in touched if t])
+    return removed
 
 
 def _save_folder(db: sqlite_utils.Database, account: str, folder: str, validity: int,

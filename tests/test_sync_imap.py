@@ -252,3 +252,27 @@ def test_password_never_leaks(env, tmp_path):
     assert mb.password not in res.output
     data = (tmp_path / "state.db").read_bytes()
     assert mb.password.encode() not in data
+
+
+def test_qresync_reports_expunges_without_a_full_uid_search(env, monkeypatch):
+    mb, cfg = env
+    conversation(mb)
+    run_sync(cfg)
+    c = mb.client()
+    c.select_folder("INBOX")
+    c.delete_messages([1, 3])
+    c.expunge()
+    c.logout()
+    searched = []
+    monkeypatch.setattr(IMAPSession, "all_uids", lambda self: searched.append(1) or [])
+    db, result = run_sync(cfg)
+    assert searched == []  # VANISHED (EARLIER) said which UIDs went; no UID SEARCH ALL
+    assert sum(f.expunged for f in result.folders) == 2
+    assert [r[0] for r in db.execute("SELECT uid FROM locations WHERE folder = 'INBOX'")] == [2]
+
+
+def test_vanished_uid_sets_parse():
+    from mailtriage.imap import _uid_set
+
+    assert _uid_set([b"(EARLIER) 3:5,9", b"12"]) == {3, 4, 5, 9, 12}
+    assert _uid_set([b"(EARLIER) junk,7:6"]) == {6, 7}
