@@ -35,11 +35,9 @@ class ConfigError(Exception):
 
 
 @dataclass
-class AccountConfig:
-    """One mailbox to triage: an IMAP account or a local Maildir/mbox."""
+class ServerConfig:
+    """How to reach and log in to a mail server: shared by IMAP accounts and SMTP."""
 
-    name: str
-    source: str = "imap"  # imap | maildir | mbox
     host: str = ""
     port: int = 993
     security: str = "ssl"  # ssl | starttls | none
@@ -49,12 +47,7 @@ class AccountConfig:
     password_cmd: list[str] | None = None
     auth: str = "login"  # login | xoauth2
     token_cmd: list[str] | None = None
-    folders: list[str] = field(default_factory=lambda: ["INBOX"])
-    sent_folder: str | None = None
-    drafts_folder: str | None = None
-    path: Path | None = None  # maildir/mbox sources
     timeout: float = 60.0
-    batch_size: int = 500
     allow_insecure: bool = False
     config_file: str = "config"
     key_prefix: str = "imap"
@@ -70,24 +63,22 @@ class AccountConfig:
 
 
 @dataclass
-class SMTPConfig:
-    host: str
-    port: int = 465
-    security: str = "ssl"
-    ca_file: Path | None = None
-    username: str = ""
-    password_env: str | None = None
-    password_cmd: list[str] | None = None
-    auth: str = "login"
-    token_cmd: list[str] | None = None
-    timeout: float = 60.0
-    allow_insecure: bool = False
-    config_file: str = "config"
-    key_prefix: str = "smtp"
+class AccountConfig(ServerConfig):
+    """One mailbox to triage: an IMAP account or a local Maildir/mbox."""
 
-    @property
-    def is_loopback(self) -> bool:
-        return AccountConfig.is_loopback.fget(self)  # type: ignore[attr-defined]
+    name: str = "default"
+    source: str = "imap"  # imap | maildir | mbox
+    folders: list[str] = field(default_factory=lambda: ["INBOX"])
+    sent_folder: str | None = None
+    drafts_folder: str | None = None
+    path: Path | None = None  # maildir/mbox sources
+    batch_size: int = 500
+
+
+@dataclass
+class SMTPConfig(ServerConfig):
+    port: int = 465
+    key_prefix: str = "smtp"
 
 
 @dataclass
@@ -279,6 +270,33 @@ def _no_literal_password(section: _Section) -> None:
         )
 
 
+def _read_server(section: _Section, server: ServerConfig, base: Path,
+                 ports: dict[str, int], carries: str) -> None:
+    """Fill the connection and login keys shared by ``imap:`` and ``smtp:``."""
+    _no_literal_password(section)
+    server.host = section.get("host", str, required=True)
+    server.security = _security(section, "ssl")
+    server.port = section.get("port", int, ports[server.security])
+    if not 0 < server.port < 65536:
+        raise section.error("port", f"expected a port number, got {server.port}")
+    ca = section.get("ca_file", str)
+    server.ca_file = _path(base, ca) if ca else None
+    server.auth = _auth(section)
+    server.password_env = section.get("password_env", str)
+    server.password_cmd = _command(section, "password_cmd")
+    server.token_cmd = _command(section, "token_cmd")
+    if server.auth == "xoauth2" and not server.token_cmd:
+        raise section.error("token_cmd", "missing (required with auth: xoauth2)")
+    server.timeout = section.get("timeout", float, 60.0)
+    server.allow_insecure = section.get("allow_insecure", bool, False)
+    if server.security == "none" and not server.is_loopback and not server.allow_insecure:
+        raise section.error(
+            "security",
+            f"'none' sends {carries} in clear text to {server.host}; use ssl or starttls, "
+            "or set allow_insecure: true",
+        )
+
+
 def _read_account(section: _Section, name: str, base: Path) -> AccountConfig:
     _no_literal_password(section)
     acc = AccountConfig(name=name, config_file=str(section.file), key_prefix=section.key)
@@ -290,61 +308,26 @@ def _read_account(section: _Section, name: str, base: Path) -> AccountConfig:
         acc.batch_size = section.get("batch_size", int, 500)
         section.reject_unknown()
         return acc
-    acc.host = section.get("host", str, required=True)
-    acc.security = _security(section, "ssl")
-    acc.port = section.get("port", int, 993 if acc.security == "ssl" else 143)
-    if not 0 < acc.port < 65536:
-        raise section.error("port", f"expected a port number, got {acc.port}")
-    ca = section.get("ca_file", str)
-    acc.ca_file = _path(base, ca) if ca else None
+    _read_server(section, acc, base, {"ssl": 993, "starttls": 143, "none": 143},
+                 "the password")
     acc.username = section.get("username", str, required=True)
-    acc.auth = _auth(section)
-    acc.password_env = section.get("password_env", str)
-    acc.password_cmd = _command(section, "password_cmd")
-    acc.token_cmd = _command(section, "token_cmd")
-    if acc.auth == "xoauth2" and not acc.token_cmd:
-        raise section.error("token_cmd", "missing (required with auth: xoauth2)")
     if acc.auth == "login" and not (acc.password_env or acc.password_cmd):
         raise section.error("password_env", "missing: set password_env or password_cmd")
     acc.folders = section.str_list("folders", ["INBOX"])
     acc.sent_folder = section.get("sent_folder", str)
     acc.drafts_folder = section.get("drafts_folder", str)
-    acc.timeout = section.get("timeout", float, 60.0)
     acc.batch_size = section.get("batch_size", int, 500)
     if not 1 <= acc.batch_size <= 5000:
         raise section.error("batch_size", "expected 1 to 5000")
-    acc.allow_insecure = section.get("allow_insecure", bool, False)
-    if acc.security == "none" and not acc.is_loopback and not acc.allow_insecure:
-        raise section.error(
-            "security",
-            f"'none' sends the password in clear text to {acc.host}; use ssl or starttls, "
-            "or set allow_insecure: true",
-        )
     section.reject_unknown()
     return acc
 
 
 def _read_smtp(section: _Section, base: Path) -> SMTPConfig:
-    _no_literal_password(section)
-    smtp = SMTPConfig(host=section.get("host", str, required=True),
-                      config_file=str(section.file), key_prefix=section.key)
-    smtp.security = _security(section, "ssl")
-    smtp.port = section.get("port", int, {"ssl": 465, "starttls": 587, "none": 25}[smtp.security])
-    ca = section.get("ca_file", str)
-    smtp.ca_file = _path(base, ca) if ca else None
+    smtp = SMTPConfig(config_file=str(section.file), key_prefix=section.key)
+    _read_server(section, smtp, base, {"ssl": 465, "starttls": 587, "none": 25},
+                 "mail and passwords")
     smtp.username = section.get("username", str, "")
-    smtp.auth = _auth(section)
-    smtp.password_env = section.get("password_env", str)
-    smtp.password_cmd = _command(section, "password_cmd")
-    smtp.token_cmd = _command(section, "token_cmd")
-    smtp.timeout = section.get("timeout", float, 60.0)
-    smtp.allow_insecure = section.get("allow_insecure", bool, False)
-    if smtp.security == "none" and not smtp.is_loopback and not smtp.allow_insecure:
-        raise section.error(
-            "security",
-            f"'none' sends mail and passwords in clear text to {smtp.host}; use ssl or "
-            "starttls, or set allow_insecure: true",
-        )
     section.reject_unknown()
     return smtp
 
