@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 
 from . import display
@@ -39,13 +41,20 @@ def overdue_command(app: App, json_: bool, threshold: object, tags: tuple[str, .
     if json_:
         echo_json(items)
     elif items:
-        click.echo(display.table(
-            ["ID", "REASON", "AGE", "DUE", "CUSTOMER", "SUBJECT", "TAGS"],
-            [[str(i["thread_id"]), i["reason"],
-              format_duration(app.now - display.required_time(i["waiting_since"])),
-              display.short_time(i["due_at"]), display.safe(i["customer"], 30),
-              display.safe(i["subject"], 50), " ".join(i["tags"])] for i in items],
-        ))
+        business = app.config.sla.business_hours is not None
+        headers = ["ID", "REASON", "AGE", *(["SLA AGE"] if business else []), "DUE",
+                   "CUSTOMER", "SUBJECT", "TAGS"]
+        rows = []
+        for i in items:
+            sla_age = i["sla_age_hours"]
+            rows.append([
+                str(i["thread_id"]), i["reason"],
+                format_duration(app.now - display.required_time(i["waiting_since"])),
+                *([format_duration(dt.timedelta(hours=sla_age)) if sla_age is not None
+                   else "-"] if business else []),
+                display.short_time(i["due_at"]), display.safe(i["customer"], 30),
+                display.safe(i["subject"], 50), " ".join(i["tags"])])
+        click.echo(display.table(headers, rows))
     elif not app.quiet and not fail_if_any:
         click.echo("nothing overdue", err=True)
     if fail_if_any and items:

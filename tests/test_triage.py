@@ -196,6 +196,9 @@ def test_business_hours_over_a_weekend_and_holiday(tmp_path, mailbox, monkeypatc
     res = CliRunner().invoke(cli, ["--config", str(cfg), "--now", late.isoformat(), "explain",
                                    "1"])
     assert "clock ran" in res.output and "OVERDUE" in res.output
+    res = CliRunner().invoke(cli, ["--config", str(cfg), "--now", late.isoformat(), "overdue"])
+    header, row = res.output.splitlines()[:2]
+    assert "SLA AGE" in header and "8h" in row  # 4d wall clock, 8 business hours
 
 
 def test_fail_if_any_exit_status(sample_env):
