@@ -69,6 +69,11 @@ def test_every_corpus_message_syncs_and_shows(name, tmp_path, mailbox, monkeypat
             res = runner.invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(), *args])
             assert res.exit_code == 0, (args, res.output)
             assert "\x1b" not in res.output  # no terminal escapes from hostile headers
+    html = tmp_path / "report.html"
+    res = runner.invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(), "report",
+                              "--since", "30000d", "--output", str(html)])
+    assert res.exit_code == 0, res.output
+    assert "\x1b" not in res.output and "<script" not in html.read_text().lower()
 
 
 def notmuch_threads(files: list[Path], workdir: Path) -> list[set[str]]:
