@@ -276,3 +276,30 @@ def test_vanished_uid_sets_parse():
 
     assert _uid_set([b"(EARLIER) 3:5,9", b"12"]) == {3, 4, 5, 9, 12}
     assert _uid_set([b"(EARLIER) junk,7:6"]) == {6, 7}
+
+
+def test_two_accounts_sync_into_one_database(tmp_path, dovecot, monkeypatch):
+    support = dovecot.add_user("multi-support@example.com", "pw-one")
+    billing = dovecot.add_user("multi-billing@example.com", "pw-two")
+    monkeypatch.setenv("PW_ONE", "pw-one")
+    monkeypatch.setenv("PW_TWO", "pw-two")
+    put(support, "INBOX", dict(msgid="s1@c.test", subject="Login broken"))
+    # the same customer writes to billing@ about the same conversation
+    put(billing, "INBOX", dict(msgid="b1@c.test", subject="Re: Login broken",
+                               in_reply_to="s1@c.test"))
+    put(billing, "INBOX", dict(msgid="b2@c.test", subject="Refund"))
+    accounts = [
+        {"name": name, "host": acc.host, "port": acc.port, "security": "none",
+         "username": acc.username, "password_env": env}
+        for name, acc, env in (("support", support, "PW_ONE"), ("billing", billing, "PW_TWO"))
+    ]
+    cfg = write_config(tmp_path, accounts=accounts)
+    db, result = run_sync(cfg)
+    assert {(f.account, f.folder) for f in result.folders} >= {("support", "INBOX"),
+                                                               ("billing", "INBOX")}
+    assert db["messages"].count == 3
+    same = db.execute("SELECT COUNT(DISTINCT thread_id) FROM messages "
+                      "WHERE message_id IN ('s1@c.test', 'b1@c.test')").fetchone()[0]
+    assert same == 1  # one conversation across the two mailboxes
+    res = CliRunner().invoke(cli, ["--config", str(cfg), "sync", "--account", "billing"])
+    assert res.exit_code == 0, res.output
