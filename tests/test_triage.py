@@ -99,6 +99,11 @@ def test_states_of_every_sample_case(sample_env):
     for subject in CASE_SUBJECTS["newsletter"] + ("Undelivered Mail Returned to Sender",):
         assert by_subject[subject]["state"] == "closed"
         assert "automated" in by_subject[subject]["tags"]
+    billing = cli_json(cfg, "threads", "--json", "--tag", "billing")
+    assert billing and all("billing" in t["tags"] for t in billing)
+    assert "Invoice #1234 charged twice" in {t["subject"] for t in billing}
+    waiting = cli_json(cfg, "threads", "--json", "--state", "waiting", "--limit", "3")
+    assert len(waiting) == 3 and {t["state"] for t in waiting} == {"waiting"}
     # the Outlook reply (In-Reply-To only) and the header-less RE: joined their threads
     assert by_subject["Cannot change billing address"]["message_count"] >= 3
     assert by_subject["Dark mode for the dashboard?"]["message_count"] >= 3
