@@ -114,7 +114,7 @@ class IMAPSession:
             raise TrustError(f"{where}: TLS certificate not trusted ({exc.verify_message}); "
                              f"set {acc.key_prefix}.ca_file for a private CA") from None
         except (OSError, IMAPClientError, ssl.SSLError) as exc:
-            raise SyncError(f"{where}: cannot connect: {_describe(exc)}") from None
+            raise SyncError(f"{where}: cannot connect: {describe_error(exc)}") from None
         self.client = client
         try:
             if acc.auth == "xoauth2":
@@ -127,7 +127,7 @@ class IMAPSession:
                             "(check the username and the password source)") from None
         except (OSError, IMAPClientError) as exc:
             self.close()
-            raise SyncError(f"{where}: login failed: {_describe(exc)}") from None
+            raise SyncError(f"{where}: login failed: {describe_error(exc)}") from None
         self.capabilities = {_text(c).upper() for c in client.capabilities()}
         if "QRESYNC" in self.capabilities:  # implies CONDSTORE (RFC 7162)
             with contextlib.suppress(IMAPClientError):
@@ -183,7 +183,7 @@ class IMAPSession:
                     return _text(name)
             names = {_text(n).lower(): _text(n) for _f, _d, n in c.list_folders()}
         except (OSError, IMAPClientError) as exc:
-            raise SyncError(f"LIST failed: {_describe(exc)}") from None
+            raise SyncError(f"LIST failed: {describe_error(exc)}") from None
         return names.get(fallback.lower())
 
     def status(self, folder: str) -> FolderStatus:
@@ -193,7 +193,7 @@ class IMAPSession:
         try:
             st = self._c().folder_status(folder, what)
         except IMAPClientError as exc:
-            raise SyncError(f"folder {folder!r}: {_describe(exc)}") from None
+            raise SyncError(f"folder {folder!r}: {describe_error(exc)}") from None
         return FolderStatus(
             uidvalidity=int(st[b"UIDVALIDITY"]), uidnext=int(st[b"UIDNEXT"]),
             messages=int(st[b"MESSAGES"]),
@@ -209,7 +209,7 @@ class IMAPSession:
         try:
             info = self._c().select_folder(folder, readonly=True)
         except IMAPClientError as exc:
-            raise SyncError(f"folder {folder!r}: {_describe(exc)}") from None
+            raise SyncError(f"folder {folder!r}: {describe_error(exc)}") from None
         self.selected = folder
         return _status(info)
 
@@ -224,9 +224,10 @@ class IMAPSession:
             typ, data = imap._simple_command(
                 "EXAMINE", c._normalise_folder(folder), f"(QRESYNC ({known[0]} {known[1]}))")
         except IMAPClientError as exc:
-            raise SyncError(f"folder {folder!r}: {_describe(exc)}") from None
+            raise SyncError(f"folder {folder!r}: {describe_error(exc)}") from None
         if typ != "OK":
-            raise SyncError(f"folder {folder!r}: {_describe(Exception(data[-1] if data else typ))}")
+            why = describe_error(Exception(data[-1] if data else typ))
+            raise SyncError(f"folder {folder!r}: {why}")
         imap.state = "SELECTED"
         vanished = imap.untagged_responses.pop("VANISHED", [])
         imap.untagged_responses.pop("FETCH", None)  # changed flags: changed_flags() reads them
@@ -322,7 +323,7 @@ class IMAPSession:
         try:
             self._c().append(folder, raw, flags=tuple(flags), msg_time=when)
         except IMAPClientError as exc:
-            raise SyncError(f"APPEND to {folder!r} failed: {_describe(exc)}") from None
+            raise SyncError(f"APPEND to {folder!r} failed: {describe_error(exc)}") from None
 
 
 def _status(info: dict[bytes, Any]) -> FolderStatus:
@@ -366,7 +367,8 @@ def _chunks(items: Sequence[int], n: int) -> list[Sequence[int]]:
     return [items[i : i + n] for i in range(0, len(items), n)]
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """One short line: imaplib's abort messages quote whole protocol lines."""
     if isinstance(exc, socket.timeout | TimeoutError):
         return "timed out"
     text = str(exc) or exc.__class__.__name__

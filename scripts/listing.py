@@ -15,6 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from .store import iso, loads, query_rows, resolve_thread_id
+from .triage import open_sql
 
 
 def _effective_state(state: str | None, snoozed_until: str | None, now: dt.datetime) -> str:
@@ -84,7 +85,7 @@ def list_threads(
         where.append("t.id IN (SELECT thread_id FROM tags WHERE tag = ?)")
         params.append(tag)
     if state == "open":
-        where.append("(s.state = 'open' OR (s.state = 'snoozed' AND s.snoozed_until <= ?))")
+        where.append(open_sql())
         params.append(iso(now))
     elif state == "snoozed":
         where.append("s.state = 'snoozed' AND s.snoozed_until > ?")

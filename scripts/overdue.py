@@ -25,6 +25,7 @@ from .config import Config, SLAConfig
 from .listing import thread_message_ids, thread_tags
 from .sla import Clock
 from .store import iso, parse_iso
+from .triage import open_sql
 
 
 def threshold_for(sla: SLAConfig, tags: Sequence[str], priority: str | None,
@@ -54,7 +55,7 @@ def overdue(
     open_rows = list(db.query(
         f"SELECT {columns} FROM threads t "
         "JOIN thread_state s ON s.thread_id = t.id WHERE t.waiting_since IS NOT NULL "
-        "AND (s.state = 'open' OR (s.state = 'snoozed' AND s.snoozed_until <= ?))", [at]))
+        f"AND {open_sql()}", [at]))
     holding = sorted(set(holding_templates))
     marks = ",".join("?" * len(holding)) or "NULL"
     follow_rows = list(db.query(

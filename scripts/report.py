@@ -33,6 +33,7 @@ from .overdue import overdue
 from .render import environment, holding_templates
 from .sla import format_duration
 from .store import iso, parse_iso
+from .triage import open_sql
 
 TEXT_TEMPLATE = "report/report.txt.j2"
 HTML_TEMPLATE = "report/report.html.j2"
@@ -50,7 +51,7 @@ OVERDUE_CAP = 200  # threads listed per section of the report
 QUARANTINE_CAP = 20
 
 # Open, or snoozed with the snooze run out (the same rule as listing/overdue).
-_OPEN = "(s.state = 'open' OR (s.state = 'snoozed' AND s.snoozed_until <= :now))"
+_OPEN = open_sql(":now")
 
 
 def percentile(values: Sequence[float], pct: float) -> float | None:

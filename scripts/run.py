@@ -97,20 +97,18 @@ def _record_sync_error(db: sqlite_utils.Database, config: Config, account: str,
 def sync_all(db: sqlite_utils.Database, config: Config, now: dt.datetime, result: RunResult,
              sync_fn: Callable[..., sync_mod.SyncResult] | None = None) -> None:
     sync_fn = sync_fn or sync_mod.sync
-    failed = False
     for account in config.accounts:
         try:
-            result.synced.append(sync_fn(db, config, now, accounts=[account.name]))
+            result.synced.append(sync_fn(db, config, now, accounts=[account.name],
+                                         refresh=False))
         except ConfigError as exc:
-            failed = True
             result.config_errors.append(str(exc))
             _record_sync_error(db, config, account.name, str(exc))
         except SyncError as exc:
-            failed = True
             result.errors.append(f"sync {account.name}: {exc}")
             _record_sync_error(db, config, account.name, str(exc))
-    if failed:  # states (snoozes, dirty threads) still move for the accounts that did sync
-        refresh(db, config, now)
+    # once for all accounts; states still move for the accounts that did sync
+    refresh(db, config, now)
 
 
 def ack_targets(db: sqlite_utils.Database, config: Config, now: dt.datetime,

@@ -29,7 +29,7 @@ from imapclient.exceptions import IMAPClientError
 
 from . import parse, triage
 from .config import AccountConfig, Config
-from .imap import AuthError, Fetched, IMAPSession, SyncError
+from .imap import AuthError, Fetched, IMAPSession, SyncError, describe_error
 from .local import LocalSession
 from .store import chunks, iso, query_in
 from .threader import NewMessage, assign_threads, link_set
@@ -108,6 +108,7 @@ def sync(
     session_factory: Callable[[AccountConfig, Config], Session] = open_session,
     retries: int = 2,
     sleep: Callable[[float], None] = time.sleep,
+    refresh: bool = True,
 ) -> SyncResult:
     """Sync every (or the named) account, then bring threads and states up to date.
 
@@ -119,8 +120,9 @@ def sync(
         if accounts and account.name not in accounts:
             continue
         if account.source == "imap" and account.security == "none" and not account.is_loopback:
-            security_log.warning("%s.security: none: the password and mail cross the network to %s "
-                        "in clear text (allow_insecure: true)", account.key_prefix, account.host)
+            security_log.warning(
+                "%s.security: none: the password and mail cross the network to %s in clear "
+                "text (allow_insecure: true)", account.key_prefix, account.host)
         attempt = 0
         partial: dict[str, FolderResult] = {}  # kept across retries, so counts add up
         while True:
@@ -147,20 +149,14 @@ def sync(
                 # IMAPClientError: a connection cut mid-response surfaces as imaplib's
                 # abort ("socket error: EOF"), not as an OSError.
                 attempt += 1
+                why = describe_error(exc)
                 if attempt > retries:
-                    raise SyncError(f"{account.name}: connection lost: {_why(exc)}") from None
-                log.warning("%s: connection lost (%s); retrying", account.name, _why(exc))
+                    raise SyncError(f"{account.name}: connection lost: {why}") from None
+                log.warning("%s: connection lost (%s); retrying", account.name, why)
                 sleep(min(30.0, 2.0 ** attempt))
-    result.refresh = triage.refresh(db, config, now)
+    if refresh:  # a caller syncing account by account refreshes once at the end
+        result.refresh = triage.refresh(db, config, now)
     return result
-
-
-def _why(exc: BaseException) -> str:
-    """One short line: imaplib's abort messages quote whole protocol lines."""
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    text = str(exc) or exc.__class__.__name__
-    return text.splitlines()[0][:200]
 
 
 def _folder_row(db: sqlite_utils.Database, account: str, folder: str) -> dict[str, Any] | None:
@@ -291,9 +287,9 @@ class BatchParser:
     starts and only ever sees message bytes; syncs of a single batch parse inline.
     """
 
-    def __init__(self, use_process: bool):
+    def __init__(self) -> None:
         self.pool: Any = None
-        if use_process and "fork" in multiprocessing.get_all_start_methods():
+        if "fork" in multiprocessing.get_all_start_methods():
             self.pool = multiprocessing.get_context("fork").Pool(1)
 
     def submit(self, fetched: list[Fetched]) -> Callable[[], Parsed]:
@@ -322,7 +318,7 @@ def prefetch(session: Session, batches: Sequence[Sequence[int]]
         for batch in batches:
             yield batch, parse_batch(session.fetch(batch))
         return
-    parser = BatchParser(use_process=True)
+    parser = BatchParser()
     handoff: queue.Queue[Any] = queue.Queue(maxsize=2)
     stop = threading.Event()
 

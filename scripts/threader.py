@@ -52,6 +52,14 @@ class UnionFind:
         if ra != rb:
             self.parent[rb] = ra
 
+    def link(self, key: Hashable, links: Iterable[str]) -> Hashable:
+        """Join message ``key`` with every id of its link set (rule 1); return its node."""
+        node = ("m", key)
+        self.find(node)
+        for ref in links:
+            self.union(node, ("r", ref))
+        return node
+
 
 def link_set(message_id: str | None, in_reply_to: str | None, refs: Iterable[str]) -> set[str]:
     links = set(refs)
@@ -66,9 +74,7 @@ def group(items: Sequence[tuple[Hashable, Iterable[str]]]) -> list[list[Hashable
     """Pure grouping by overlapping link sets: [(key, links)] -> groups of keys."""
     uf = UnionFind()
     for key, links in items:
-        uf.find(("m", key))
-        for link in links:
-            uf.union(("m", key), ("r", link))
+        uf.link(key, links)
     groups: dict[Hashable, list[Hashable]] = defaultdict(list)
     for key, _ in items:
         groups[uf.find(("m", key))].append(key)
@@ -106,10 +112,7 @@ def assign_threads(
     uf = UnionFind()
     all_links: set[str] = set()
     for msg in new:
-        node: Hashable = ("m", msg.id)
-        uf.find(node)
-        for link in msg.links:
-            uf.union(node, ("r", link))
+        node = uf.link(msg.id, msg.links)
         all_links |= msg.links
         if msg.gm_thrid:
             uf.union(node, ("g", msg.gm_thrid))

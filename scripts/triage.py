@@ -33,6 +33,14 @@ from .rules import MessageView, matching_rules
 from .store import chunks, iso, parse_iso, query_in, query_rows
 
 STATES = ("open", "waiting", "snoozed", "closed")
+
+
+def open_sql(now_param: str = "?") -> str:
+    """SQL on ``thread_state s``: open, or snoozed until a time that has passed.
+
+    A snooze runs out at its time, not at the next sync, so every query takes ``now``.
+    """
+    return f"(s.state = 'open' OR (s.state = 'snoozed' AND s.snoozed_until <= {now_param}))"
 US, CUSTOMER, AUTO = "us", "customer", "auto"
 
 
