@@ -9,6 +9,7 @@ from typing import Any
 import sqlite_utils
 
 from .config import Config
+from .listing import thread_messages, thread_tags
 from .overdue import threshold_for
 from .sla import Clock, format_duration
 from .store import iso, loads, parse_iso, resolve_thread_id
@@ -42,8 +43,7 @@ def explain_thread(db: sqlite_utils.Database, config: Config, ref: str | int,
                            [tid])), None)
     if t is None:
         return None
-    msgs = list(db.query("SELECT * FROM messages WHERE thread_id = ? ORDER BY arrived_at, id",
-                         [tid]))
+    msgs = thread_messages(db, tid)
     hits: dict[int, list[str]] = {}
     for r in db.query("SELECT h.message, h.rule FROM rule_hits h JOIN messages m "
                       "ON m.id = h.message WHERE m.thread_id = ?", [tid]):
@@ -71,8 +71,7 @@ def explain_thread(db: sqlite_utils.Database, config: Config, ref: str | int,
         for r in loads(m["refs"]) + ([m["in_reply_to"]] if m["in_reply_to"] else []):
             refs_seen.setdefault(r, n)
     clock = Clock(config.sla.business_hours)
-    tags = [r[0] for r in db.execute("SELECT tag FROM tags WHERE thread_id = ? ORDER BY tag",
-                                     [tid])]
+    tags = thread_tags(db, [tid]).get(tid, [])
     since = parse_iso(t["waiting_since"])
     sla: dict[str, Any] = {"business_hours": config.sla.business_hours is not None}
     if since and t["state"] in ("open", "snoozed"):

@@ -40,6 +40,12 @@ def thread_message_ids(db: sqlite_utils.Database, ids: Sequence[int]) -> dict[in
     return out
 
 
+def thread_messages(db: sqlite_utils.Database, thread_id: int) -> list[dict[str, Any]]:
+    """Every stored message of one thread, oldest first (show, explain, reply)."""
+    return list(db.query("SELECT * FROM messages WHERE thread_id = ? ORDER BY arrived_at, id",
+                         [thread_id]))
+
+
 def thread_dict(row: dict[str, Any], tags: list[str], message_ids: list[str],
                 now: dt.datetime) -> dict[str, Any]:
     state = _effective_state(row.get("state"), row.get("snoozed_until"), now)
@@ -144,8 +150,7 @@ def thread_detail(db: sqlite_utils.Database, ref: str | int,
             "rules": hits.get(m["id"], []),
             "parse_error": m["parse_error"],
         }
-        for m in db.query("SELECT * FROM messages WHERE thread_id = ? ORDER BY arrived_at, id",
-                          [tid])
+        for m in thread_messages(db, tid)
     ]
     out["history"] = [
         {"at": h["at"], "field": h["field"], "old": h["old"], "new": h["new"],

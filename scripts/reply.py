@@ -30,6 +30,7 @@ from jinja2.sandbox import SecurityError
 from . import render, smtp, triage
 from .config import AccountConfig, Config
 from .imap import IMAPSession
+from .listing import thread_messages, thread_tags
 from .overdue import overdue
 from .parse import clean_text, reply_subject
 from .sla import format_duration
@@ -99,11 +100,6 @@ def _thread_row(db: sqlite_utils.Database, thread_id: int) -> dict[str, Any]:
     return rows[0]
 
 
-def _messages(db: sqlite_utils.Database, thread_id: int) -> list[dict[str, Any]]:
-    return list(db.query("SELECT * FROM messages WHERE thread_id = ? ORDER BY arrived_at, id",
-                         [thread_id]))
-
-
 def latest_customer_message(messages: Sequence[Mapping[str, Any]],
                             config: Config) -> Mapping[str, Any] | None:
     """The newest message that is neither ours nor automated (triage.classify)."""
@@ -123,11 +119,6 @@ def latest_outside_message(messages: Sequence[Mapping[str, Any]],
     return None
 
 
-def _tags(db: sqlite_utils.Database, thread_id: int) -> list[str]:
-    return [r[0] for r in db.execute("SELECT tag FROM tags WHERE thread_id = ? ORDER BY tag",
-                                     [thread_id])]
-
-
 # --------------------------------------------------------------------------- context
 
 
@@ -135,7 +126,7 @@ def build_context(db: sqlite_utils.Database, config: Config, thread_id: int,
                   now: dt.datetime) -> dict[str, Any]:
     """What a reply template sees: ``thread``, ``customer`` and ``agent`` (plain values)."""
     row = _thread_row(db, thread_id)
-    messages = _messages(db, thread_id)
+    messages = thread_messages(db, thread_id)
     customer_msg = latest_customer_message(messages, config)
     first_at = parse_iso(row["first_at"]) or (parse_iso(messages[0]["arrived_at"])
                                               if messages else None)
@@ -149,7 +140,7 @@ def build_context(db: sqlite_utils.Database, config: Config, thread_id: int,
         "thread": {
             "id": thread_id,
             "subject": header_text(row["subject"]),
-            "tags": _tags(db, thread_id),
+            "tags": thread_tags(db, [thread_id]).get(thread_id, []),
             "age": age,
             "messages": [
                 {
@@ -237,7 +228,7 @@ def render_reply(db: sqlite_utils.Database, config: Config, thread_id: int,
     """Build the full reply message for a thread from a template; changes nothing."""
     template = render.load_reply(config, template_name)
     row = _thread_row(db, thread_id)
-    messages = _messages(db, thread_id)
+    messages = thread_messages(db, thread_id)
     context = build_context(db, config, thread_id, now)
     subject_override, body = render_template(config, template, context)
 
@@ -380,7 +371,7 @@ def bulk_targets(db: sqlite_utils.Database, config: Config, template_name: str,
         row = db.execute("SELECT automated FROM threads WHERE id = ?", [tid]).fetchone()
         if row and row[0]:
             continue
-        latest = latest_outside_message(_messages(db, tid), config)
+        latest = latest_outside_message(thread_messages(db, tid), config)
         if latest is not None and loads(latest["auto_signals"]):
             continue  # loop protection: never answer an auto-reply or a bounce
         if db.execute("SELECT 1 FROM replies WHERE thread_id = ? AND template = ? "
