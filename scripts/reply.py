@@ -34,7 +34,7 @@ from .listing import thread_messages, thread_tags
 from .overdue import overdue
 from .parse import clean_text, reply_subject
 from .sla import format_duration
-from .store import iso, loads, parse_iso
+from .store import iso, loads, parse_iso, query_rows
 
 MAX_REFERENCES = 20
 FALLBACK_NAME = "there"  # "Hi there," when we do not know the customer's name
@@ -363,22 +363,27 @@ def bulk_targets(db: sqlite_utils.Database, config: Config, template_name: str,
     modes = "('send', 'draft')" if skip_drafted else "('send')"
     reasons = {"unanswered"} | ({"followup"} if template_name == "followup" else set())
     items = overdue(db, config, now, holding_templates=render.holding_templates(config))
-    out: list[int] = []
-    for item in items:
-        tid = item["thread_id"]
-        if item["reason"] not in reasons or tid in out or "automated" in item["tags"]:
-            continue
-        row = db.execute("SELECT automated FROM threads WHERE id = ?", [tid]).fetchone()
-        if row and row[0]:
-            continue
-        latest = latest_outside_message(thread_messages(db, tid), config)
-        if latest is not None and loads(latest["auto_signals"]):
-            continue  # loop protection: never answer an auto-reply or a bounce
-        if db.execute("SELECT 1 FROM replies WHERE thread_id = ? AND template = ? "
-                      f"AND mode IN {modes}", [tid, template_name]).fetchone():
-            continue
-        out.append(tid)
-    return out
+    candidates = list(dict.fromkeys(
+        i["thread_id"] for i in items
+        if i["reason"] in reasons and "automated" not in i["tags"]))
+    # A fixed number of queries for any number of threads (a backlog can be thousands).
+    automated = {tid for (tid,) in query_rows(
+        db, "SELECT id FROM threads WHERE id IN ({in}) AND automated = 1", candidates)}
+    latest_outside: dict[int, str | None] = {}  # thread -> auto_signals of that message
+    for tid, from_addr, signals in query_rows(
+            db, "SELECT thread_id, from_addr, auto_signals FROM messages "
+                "WHERE thread_id IN ({in}) ORDER BY arrived_at, id", candidates):
+        if not config.team.is_us(from_addr):
+            latest_outside[tid] = signals
+    answered = {tid for (tid,) in query_rows(
+        db, f"SELECT DISTINCT thread_id FROM replies WHERE thread_id IN ({{in}}) "
+            f"AND template = ? AND mode IN {modes}", candidates, [template_name])}
+    return [
+        tid for tid in candidates
+        if tid not in automated and tid not in answered
+        # loop protection: never answer an auto-reply or a bounce
+        and not loads(latest_outside.get(tid))
+    ]
 
 
 # --------------------------------------------------------------------------- checking
