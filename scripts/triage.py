@@ -350,6 +350,11 @@ def apply_rules(db: sqlite_utils.Database, config: Config, message_ids: Sequence
                 cause_prefix: str = "rule:") -> list[dict[str, Any]]:
     """Run the rules on these messages and act on their threads; return what fired."""
     at = iso(now)
+    if not config.rules:
+        if not dry_run:
+            db.conn.executemany("UPDATE messages SET triaged = 1 WHERE id = ?",
+                                [(m,) for m in message_ids])
+        return []
     folders: dict[int, list[str]] = defaultdict(list)
     for r in query_in(db, "SELECT message, folder FROM locations WHERE message IN ({in})",
                       message_ids):
@@ -357,9 +362,16 @@ def apply_rules(db: sqlite_utils.Database, config: Config, message_ids: Sequence
     hits = []
     rows = list(query_in(db, "SELECT * FROM messages WHERE id IN ({in}) ORDER BY id",
                          message_ids))
+    if dry_run:  # what the threads look like now, read once for the whole chunk
+        thread_ids = {r["thread_id"] for r in rows}
+        tags: dict[int, set[str]] = defaultdict(set)
+        for tid, tag in query_rows(db, "SELECT thread_id, tag FROM tags "
+                                       "WHERE thread_id IN ({in})", thread_ids):
+            tags[tid].add(tag)
+        states = {tid: (state, priority) for tid, state, priority in query_rows(
+            db, "SELECT thread_id, state, priority FROM thread_state WHERE thread_id IN ({in})",
+            thread_ids)}
     for row in rows:
-        if not config.rules:
-            break
         view = MessageView(row, folders.get(row["id"], []))
         for rule in matching_rules(config.rules, view):
             tid = row["thread_id"]
@@ -375,7 +387,7 @@ def apply_rules(db: sqlite_utils.Database, config: Config, message_ids: Sequence
                 if rule.close and set_state(db, tid, "closed", at, cause):
                     hit["changes"].append("state=closed")
             else:
-                hit["changes"] = _would_change(db, tid, rule)
+                hit["changes"] = _would_change(tags[tid], states.get(tid), rule)
             hits.append(hit)
     if not dry_run:
         db.conn.executemany("UPDATE messages SET triaged = 1 WHERE id = ?",
@@ -383,10 +395,7 @@ def apply_rules(db: sqlite_utils.Database, config: Config, message_ids: Sequence
     return hits
 
 
-def _would_change(db: sqlite_utils.Database, tid: int, rule: Any) -> list[str]:
-    tags = {r[0] for r in db.execute("SELECT tag FROM tags WHERE thread_id = ?", [tid])}
-    state = db.execute("SELECT state, priority FROM thread_state WHERE thread_id = ?",
-                       [tid]).fetchone()
+def _would_change(tags: set[str], state: tuple[str, str | None] | None, rule: Any) -> list[str]:
     out = ["+" + t for t in rule.add_tags if t not in tags]
     out += ["-" + t for t in rule.remove_tags if t in tags]
     if rule.priority and (not state or state[1] != rule.priority):
@@ -408,7 +417,7 @@ def refresh(db: sqlite_utils.Database, config: Config, now: dt.datetime,
         with db.atomic():
             refresh_threads(db, config, ids, now, result)
         result.threads += len(ids)
-    if not config.rules:
+    if not config.rules:  # nothing to apply: one statement instead of a chunked walk
         with db.atomic():
             db.execute("UPDATE messages SET triaged = 1 WHERE triaged = 0")
     while config.rules:
