@@ -12,7 +12,7 @@ from .app import App, ConfigProblem, json_option, pass_app
 from .listing import dumps
 from .render import TemplateProblem
 from .report import build_report, render_report, report_message
-from .sla import parse_duration, parse_when
+from .sla import parse_when
 
 
 @click.command("report")
@@ -31,12 +31,9 @@ def report_command(app: App, since: str | None, output: Path | None, send: bool,
     start = None
     if since:
         try:
-            start = app.now - parse_duration(since.lstrip("-"))  # "2d": two days back
-        except ValueError:
-            try:
-                start = parse_when(since, app.now, ZoneInfo(config.report.timezone))
-            except ValueError as exc:
-                raise click.BadParameter(str(exc), param_hint="--since") from None
+            start = parse_when(since, app.now, ZoneInfo(config.report.timezone), past=True)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
     if send and not config.report.to:
         raise ConfigProblem(f"{config.path}: report.to: missing: list who gets the report")
     if send and config.smtp is None:

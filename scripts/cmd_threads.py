@@ -7,7 +7,7 @@ import click
 from . import display
 from .app import App, json_option, pass_app
 from .listing import dumps, echo_json, list_threads, thread_detail
-from .sla import parse_duration, parse_when
+from .sla import parse_when
 from .triage import STATES
 
 
@@ -25,9 +25,7 @@ def threads_command(app: App, json_: bool, folder: str | None, since: str | None
     since_at = None
     if since:
         try:
-            # a bare duration means "that long ago" here, not "from now"
-            since_at = app.now - parse_duration(since) if since[:1].isdigit() and \
-                not since[:4].isdigit() else parse_when(since, app.now)
+            since_at = parse_when(since, app.now, past=True)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--since") from None
     rows = list_threads(app.db, app.now, folder=folder, since=since_at, state=state, tags=tags,

@@ -350,18 +350,22 @@ class Clock:
 # --------------------------------------------------------------------------- CLI values
 
 
-def parse_when(text: str, now: datetime, tz: ZoneInfo | None = None) -> datetime:
+def parse_when(text: str, now: datetime, tz: ZoneInfo | None = None,
+               past: bool = False) -> datetime:
     """Parse an ``--until``/``--since`` value into an aware UTC datetime.
 
     Accepts a duration relative to ``now`` (``3d``, ``4h``; a leading ``-`` means before
-    ``now``), an ISO date (midnight in ``tz``) or an ISO datetime (naive ones are read in
-    ``tz``; ``tz`` defaults to UTC).
+    ``now``, and so does any duration with ``past``, as ``--since 3d`` wants), an ISO date
+    (midnight in ``tz``) or an ISO datetime (naive ones are read in ``tz``; ``tz``
+    defaults to UTC).
     """
     now = _as_utc(now, "now")
     zone = tz or UTC
     raw = text
     text = text.strip() if isinstance(text, str) else ""
     sign, body = (-1, text[1:]) if text.startswith("-") else (1, text.removeprefix("+"))
+    if past:
+        sign = -1
     if body[:1].isdigit():
         try:
             return now + sign * parse_duration(body)

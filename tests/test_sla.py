@@ -461,3 +461,10 @@ def test_wall_clock_round_trip(start: datetime, amount: timedelta) -> None:
     clock = Clock()
     assert clock.add(start, amount) == start + amount
     assert clock.elapsed(start, clock.add(start, amount)) == amount
+
+
+def test_parse_when_past_counts_durations_back() -> None:
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    assert parse_when("3d", now, past=True) == now - timedelta(days=3)
+    assert parse_when("-3d", now, past=True) == now - timedelta(days=3)
+    assert parse_when("2026-11-01", now, past=True) == datetime(2026, 11, 1, tzinfo=UTC)
