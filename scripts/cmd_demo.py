@@ -9,9 +9,9 @@ import click
 from . import display
 from .app import App, pass_app
 from .config import load_config
+from .listing import list_threads
 from .overdue import overdue
 from .render import holding_templates
-from .sla import format_duration
 from .store import open_db
 from .sync import sync
 
@@ -33,25 +33,12 @@ def demo_command(app: App, directory: Path | None) -> None:
     click.echo(f"Sample mailbox: {directory / 'sample' / 'Maildir'}")
     click.echo(result.summary())
     click.echo("")
-    rows = list(db.query(
-        "SELECT t.id, s.state, t.waiting_since, t.customer, t.subject, "
-        "(SELECT group_concat(tag, ' ') FROM tags g WHERE g.thread_id = t.id) AS tags "
-        "FROM threads t JOIN thread_state s ON s.thread_id = t.id ORDER BY t.last_at DESC"))
-    click.echo(display.table(
-        ["ID", "STATE", "WAITING", "CUSTOMER", "SUBJECT", "TAGS"],
-        [[str(r["id"]), r["state"], display.age(r["waiting_since"], app.now)
-          if r["waiting_since"] and r["state"] == "open" else "",
-          display.safe(r["customer"], 28), display.safe(r["subject"], 46), r["tags"] or ""]
-         for r in rows]))
+    click.echo(display.threads_table(list_threads(db, app.now), app.now))
     items = overdue(db, config, app.now, holding_templates=holding_templates(config))
     click.echo("")
     click.echo(f"{len(items)} thread(s) waiting too long:")
     if items:
-        click.echo(display.table(
-            ["ID", "REASON", "WAITED", "SUBJECT"],
-            [[str(i["thread_id"]), i["reason"],
-              format_duration(app.now - display.required_time(i["waiting_since"])),
-              display.safe(i["subject"], 60)] for i in items]))
+        click.echo(display.overdue_table(items, app.now, config.sla.business_hours is not None))
     click.echo("")
     click.echo("Try next:")
     click.echo(f"  triage --config {config_path} show {items[0]['thread_id'] if items else 1}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import click
 
 from . import display
@@ -11,7 +9,7 @@ from .app import EXIT_OVERDUE, App, json_option, pass_app
 from .listing import echo_json
 from .overdue import overdue
 from .render import holding_templates
-from .sla import format_duration, parse_duration
+from .sla import parse_duration
 from .triage import STATES
 
 
@@ -41,20 +39,8 @@ def overdue_command(app: App, json_: bool, threshold: object, tags: tuple[str, .
     if json_:
         echo_json(items)
     elif items:
-        business = app.config.sla.business_hours is not None
-        headers = ["ID", "REASON", "AGE", *(["SLA AGE"] if business else []), "DUE",
-                   "CUSTOMER", "SUBJECT", "TAGS"]
-        rows = []
-        for i in items:
-            sla_age = i["sla_age_hours"]
-            rows.append([
-                str(i["thread_id"]), i["reason"],
-                format_duration(app.now - display.required_time(i["waiting_since"])),
-                *([format_duration(dt.timedelta(hours=sla_age)) if sla_age is not None
-                   else "-"] if business else []),
-                display.short_time(i["due_at"]), display.safe(i["customer"], 30),
-                display.safe(i["subject"], 50), " ".join(i["tags"])])
-        click.echo(display.table(headers, rows))
+        click.echo(display.overdue_table(items, app.now,
+                                         app.config.sla.business_hours is not None))
     elif not app.quiet and not fail_if_any:
         click.echo("nothing overdue", err=True)
     if fail_if_any and items:

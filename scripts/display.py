@@ -63,6 +63,24 @@ def threads_table(rows: Sequence[dict[str, Any]], now: dt.datetime) -> str:
     )
 
 
+def overdue_table(items: Sequence[dict[str, Any]], now: dt.datetime,
+                  business_hours: bool) -> str:
+    """``overdue`` as a table; SLA age next to wall-clock age when business hours apply."""
+    headers = ["ID", "REASON", "AGE", *(["SLA AGE"] if business_hours else []), "DUE",
+               "CUSTOMER", "SUBJECT", "TAGS"]
+    rows = []
+    for i in items:
+        sla_age = i["sla_age_hours"]
+        rows.append([
+            str(i["thread_id"]), i["reason"],
+            format_duration(now - required_time(i["waiting_since"])),
+            *([format_duration(dt.timedelta(hours=sla_age)) if sla_age is not None
+               else "-"] if business_hours else []),
+            short_time(i["due_at"]), safe(i["customer"], 30), safe(i["subject"], 50),
+            " ".join(i["tags"])])
+    return table(headers, rows)
+
+
 def thread_text(t: dict[str, Any], now: dt.datetime) -> str:
     lines = [
         f"Thread {t['id']}: {safe(t['subject'])}",
