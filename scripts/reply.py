@@ -202,7 +202,7 @@ def render_template(config: Config | None, template: render.ReplyTemplate,
 
 
 def _from_address(config: Config) -> Address:
-    addr = config.agent.address or (config.team.addresses[0] if config.team.addresses else "")
+    addr = config.agent.address or ""  # the config defaults it to the first team address
     if not _ADDRESS_OK.fullmatch(addr or ""):
         raise ReplyError("agent.address: no usable From address "
                          "(set agent.address or team.addresses)")
