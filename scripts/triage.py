@@ -206,12 +206,6 @@ class _ThreadFacts:
     subject: str = ""
 
 
-def load_events(db: sqlite_utils.Database, thread_ids: Sequence[int],
-                team: TeamConfig) -> dict[int, list[Event]]:
-    """Messages and not-yet-synced replies of these threads, in two queries."""
-    return {tid: f.events for tid, f in _load_facts(db, thread_ids, team).items()}
-
-
 def _load_facts(db: sqlite_utils.Database, thread_ids: Sequence[int],
                 team: TeamConfig) -> dict[int, _ThreadFacts]:
     facts: dict[int, _ThreadFacts] = defaultdict(_ThreadFacts)
@@ -299,7 +293,7 @@ def refresh_threads(db: sqlite_utils.Database, config: Config, thread_ids: Seque
             first_states.append(
                 (tid, "closed" if s.automated else ("open" if waiting else "waiting"), at))
         else:
-            _move_state(db, tid, s, current, now, at, result)
+            _move_state(db, tid, s, current, at, result)
         if s.automated:
             automated.append(tid)
     db.conn.executemany(
@@ -316,7 +310,7 @@ def refresh_threads(db: sqlite_utils.Database, config: Config, thread_ids: Seque
 
 
 def _move_state(db: sqlite_utils.Database, tid: int, s: Summary, current: Mapping[str, Any],
-                now: dt.datetime, at: str, result: RefreshResult) -> None:
+                at: str, result: RefreshResult) -> None:
     waiting = s.waiting_since is not None
     state = current["state"]
     changed_at = parse_iso(current["changed_at"]) or dt.datetime.min.replace(tzinfo=dt.UTC)
