@@ -443,10 +443,3 @@ def check_templates(config: Config | None) -> list[str]:
             if template.subject is not None and not subject:
                 errors.append(f"{name}.j2: subject renders empty (sample: {label})")
     return errors
-
-
-def reply_summary(reply: Reply) -> dict[str, Any]:
-    """What a dry run shows per thread (also handy as JSON)."""
-    return {"thread_id": reply.thread_id, "template": reply.template.name,
-            "to": reply.to_addr, "subject": reply.subject, "message_id": reply.message_id}
-

@@ -63,10 +63,6 @@ class Condition:
     patterns: tuple[Pattern, ...]
     header: str | None = None  # for field == "header"
 
-    def describe(self) -> str:
-        what = f"header {self.header}" if self.header else self.field
-        return f"{what} ~ {' | '.join(p.text for p in self.patterns)}"
-
 
 @dataclass(frozen=True)
 class Rule:

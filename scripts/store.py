@@ -246,10 +246,6 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
     return db
 
 
-def now_iso(now: dt.datetime | None = None) -> str:
-    return iso(now or dt.datetime.now(dt.UTC))
-
-
 @overload
 def iso(value: dt.datetime) -> str: ...
 @overload
