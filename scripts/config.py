@@ -298,9 +298,9 @@ def _read_server(section: _Section, server: ServerConfig, base: Path,
 
 
 def _read_account(section: _Section, name: str, base: Path) -> AccountConfig:
-    _no_literal_password(section)
     acc = AccountConfig(name=name, config_file=str(section.file), key_prefix=section.key)
     if "maildir" in section.data or "mbox" in section.data:
+        _no_literal_password(section)  # (_read_server checks it for IMAP accounts)
         acc.source = "maildir" if "maildir" in section.data else "mbox"
         acc.path = _path(base, section.get(acc.source, str, required=True))
         acc.folders = section.str_list("folders", ["INBOX"])
