@@ -46,6 +46,13 @@ def mail(
     return msg.as_bytes(policy=default.clone(linesep="\r\n"))
 
 
+def put(mb, folder: str = "INBOX", flags=(), **mail_kwargs: Any) -> int | None:
+    """APPEND ``mail(**mail_kwargs)`` with INTERNALDATE = its Date header, as a real
+    delivery would have it (default: an hour before NOW)."""
+    date = mail_kwargs.setdefault("date", NOW - dt.timedelta(hours=1))
+    return mb.append(folder, mail(**mail_kwargs), flags=flags, internaldate=date)
+
+
 def write_config(directory: Path, account: Any = None, **extra: Any) -> Path:
     """A config.yaml for a test Dovecot account (plain IMAP on loopback by default)."""
     data: dict[str, Any] = {

@@ -18,7 +18,8 @@ from mailtriage.render import TemplateProblem
 from mailtriage.store import open_db
 from mailtriage.triage import refresh
 
-from mailfactory import NOW, mail, write_config
+import mailfactory
+from mailfactory import NOW, write_config
 
 NOW_ARG = "2026-11-23T12:00:00Z"
 AGENT = {"name": "Alex from Support", "signature": "Example Support\nhttps://example.com/help",
@@ -36,8 +37,8 @@ def _config(tmp_path, mailbox, server, monkeypatch, security="none", **extra):
 
 
 def put(mb, folder="INBOX", flags=(), **kw):
-    kw.setdefault("date", NOW - dt.timedelta(hours=30))
-    return mb.append(folder, mail(**kw), flags=flags, internaldate=kw["date"])
+    kw.setdefault("date", NOW - dt.timedelta(hours=30))  # old enough to be overdue
+    return mailfactory.put(mb, folder, flags, **kw)
 
 
 def triage(cfg, *args, now=NOW_ARG, **kw):

@@ -17,7 +17,7 @@ from mailtriage.store import open_db
 from mailtriage.sync import sync
 from mailtriage.triage import change_tags
 
-from mailfactory import NOW, mail, write_config
+from mailfactory import NOW, put, write_config
 
 EVIL = "Broken <script>alert(1)</script> & more"
 
@@ -36,9 +36,14 @@ def env(tmp_path, mailbox, smtp_server, monkeypatch):
     return mailbox, cfg
 
 
-def put(mb, folder, flags=(), **kw):
-    date = kw.setdefault("date", NOW - dt.timedelta(hours=1))
-    return mb.append(folder, mail(**kw), flags=flags, internaldate=date)
+def asked_and_answered(mb, answered_hours_ago: float) -> None:
+    """A customer asked 30 h ago; we answered from support@ (copy in Sent)."""
+    put(mb, "INBOX", msgid="q1@c.test", subject="Login broken",
+        date=NOW - dt.timedelta(hours=30))
+    put(mb, "Sent", flags=["\\Seen"], msgid="a1@example.com", subject="Re: Login broken",
+        frm="Support <support@example.com>", to="carol@customer.test",
+        in_reply_to="q1@c.test", references=["q1@c.test"],
+        date=NOW - dt.timedelta(hours=answered_hours_ago))
 
 
 def synced(cfg, now=NOW):
@@ -83,11 +88,7 @@ def test_overdue_thread_is_listed_and_customer_strings_are_escaped(env, tmp_path
 
 def test_all_answered_says_nothing_fell_through_the_cracks(env):
     mb, cfg = env
-    put(mb, "INBOX", msgid="q1@c.test", subject="Login broken",
-        date=NOW - dt.timedelta(hours=30))
-    put(mb, "Sent", flags=["\\Seen"], msgid="a1@example.com", subject="Re: Login broken",
-        frm="Support <support@example.com>", to="carol@customer.test",
-        in_reply_to="q1@c.test", references=["q1@c.test"], date=NOW - dt.timedelta(hours=3))
+    asked_and_answered(mb, answered_hours_ago=3)
     config, db = synced(cfg)
     data = build_report(db, config, NOW)
     subject, text, html = render_report(config, data)
@@ -159,11 +160,7 @@ def test_completeness_numbers_match_the_server(env):
 
 def test_activity_backlog_response_tags_and_quarantine(env):
     mb, cfg = env
-    put(mb, "INBOX", msgid="q1@c.test", subject="Login broken",
-        date=NOW - dt.timedelta(hours=30))
-    put(mb, "Sent", flags=["\\Seen"], msgid="a1@example.com", subject="Re: Login broken",
-        frm="Support <support@example.com>", to="carol@customer.test",
-        in_reply_to="q1@c.test", references=["q1@c.test"], date=NOW - dt.timedelta(hours=20))
+    asked_and_answered(mb, answered_hours_ago=20)
     put(mb, "INBOX", msgid="q2@c.test", subject="Re: Login broken", in_reply_to="a1@example.com",
         references=["q1@c.test", "a1@example.com"], date=NOW - dt.timedelta(hours=2))
     put(mb, "INBOX", msgid="other@d.test", subject="Invoice question", frm="dave@d.test",

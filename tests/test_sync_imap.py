@@ -14,7 +14,7 @@ from mailtriage.imap import IMAPSession
 from mailtriage.store import open_db
 from mailtriage.sync import sync
 
-from mailfactory import NOW, mail, write_config
+from mailfactory import NOW, mail, put, write_config
 
 
 @pytest.fixture
@@ -30,24 +30,17 @@ def run_sync(cfg, **kw):
     return db, sync(db, config, NOW, **kw)
 
 
-def put(mb, folder, raw_kwargs, flags=()):
-    """APPEND with INTERNALDATE = the Date header, as a real delivery would have."""
-    date = raw_kwargs.setdefault("date", NOW - dt.timedelta(hours=1))
-    return mb.append(folder, mail(**raw_kwargs), flags=flags, internaldate=date)
-
-
 def conversation(mb):
-    put(mb, "INBOX", dict(msgid="q1@c.test", subject="Login broken",
-                          date=NOW - dt.timedelta(hours=30)))
-    put(mb, "Sent", dict(msgid="a1@example.com", subject="Re: Login broken",
-                         frm="Support <support@example.com>", to="carol@customer.test",
-                         in_reply_to="q1@c.test", references=["q1@c.test"],
-                         date=NOW - dt.timedelta(hours=20)), flags=["\\Seen"])
-    put(mb, "INBOX", dict(msgid="q2@c.test", subject="Re: Login broken",
-                          in_reply_to="a1@example.com", references=["q1@c.test", "a1@example.com"],
-                          date=NOW - dt.timedelta(hours=2)))
-    put(mb, "INBOX", dict(msgid="other@d.test", subject="Invoice question",
-                          frm="dave@d.test", date=NOW - dt.timedelta(hours=5)))
+    put(mb, "INBOX", msgid="q1@c.test", subject="Login broken", date=NOW - dt.timedelta(hours=30))
+    put(mb, "Sent", msgid="a1@example.com", subject="Re: Login broken",
+        frm="Support <support@example.com>", to="carol@customer.test",
+        in_reply_to="q1@c.test", references=["q1@c.test"],
+        date=NOW - dt.timedelta(hours=20), flags=["\\Seen"])
+    put(mb, "INBOX", msgid="q2@c.test", subject="Re: Login broken",
+        in_reply_to="a1@example.com", references=["q1@c.test", "a1@example.com"],
+        date=NOW - dt.timedelta(hours=2))
+    put(mb, "INBOX", msgid="other@d.test", subject="Invoice question",
+        frm="dave@d.test", date=NOW - dt.timedelta(hours=5))
 
 
 def test_first_sync_stores_messages_threads_and_folder_state(env):
@@ -283,11 +276,10 @@ def test_two_accounts_sync_into_one_database(tmp_path, dovecot, monkeypatch):
     billing = dovecot.add_user("multi-billing@example.com", "pw-two")
     monkeypatch.setenv("PW_ONE", "pw-one")
     monkeypatch.setenv("PW_TWO", "pw-two")
-    put(support, "INBOX", dict(msgid="s1@c.test", subject="Login broken"))
+    put(support, "INBOX", msgid="s1@c.test", subject="Login broken")
     # the same customer writes to billing@ about the same conversation
-    put(billing, "INBOX", dict(msgid="b1@c.test", subject="Re: Login broken",
-                               in_reply_to="s1@c.test"))
-    put(billing, "INBOX", dict(msgid="b2@c.test", subject="Refund"))
+    put(billing, "INBOX", msgid="b1@c.test", subject="Re: Login broken", in_reply_to="s1@c.test")
+    put(billing, "INBOX", msgid="b2@c.test", subject="Refund")
     accounts = [
         {"name": name, "host": acc.host, "port": acc.port, "security": "none",
          "username": acc.username, "password_env": env}
