@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .addresses import is_valid
 from .sla import BusinessHours, parse_duration
 
 T = TypeVar("T")
@@ -87,8 +88,9 @@ class TeamConfig:
     domains: list[str] = field(default_factory=list)
 
     def is_us(self, address: str | None) -> bool:
-        """Whether mail from ``address`` is from the team (by address or domain)."""
-        if not address:
+        """Whether ``address`` is the team's (by address or domain); only a valid address can
+        be: ``=?utf-8?q?support@example.com?=`` is a stranger's."""
+        if not address or not is_valid(address):
             return False
         address = address.lower()
         if address in self.addresses:

@@ -20,18 +20,27 @@ Design choices:
 from __future__ import annotations
 
 import binascii
-import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser
 from email.policy import Compat32
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any
+
+from . import addresses
+from .text import (
+    clean_text,
+    decode_bytes,
+    decode_header,
+    fold,
+    from_8bit,
+    raw_bytes,
+    unfold_raw,
+)
 
 __all__ = [
     "BODY_PREFIX_BYTES",
@@ -82,7 +91,6 @@ SNIPPET_CHARS = 300
 MAX_REFERENCES = 100
 MAX_MIME_DEPTH = 30  # deeper MIME trees are not walked (and cannot be in 2 KB anyway)
 MAX_MIME_PARTS = 200
-MAX_HEADER_CHARS = 64 * 1024  # longer values are cut before decoding (DoS guard)
 MAX_MSGID_CHARS = 998  # RFC 5322 line limit; longer "ids" are garbage
 MAX_ERROR_CHARS = 300
 
@@ -138,6 +146,7 @@ class ParsedMessage:
     to: list[str] = field(default_factory=list)
     cc: list[str] = field(default_factory=list)
     reply_to: str | None = None
+    reply_to_name: str = ""
     subject: str = ""
     date: datetime | None = None
     auto_signals: list[str] = field(default_factory=list)
@@ -161,158 +170,12 @@ def display_id(msg: ParsedMessage) -> str:
     return msg.key.split("/", 1)[0]
 
 
-# --------------------------------------------------------------------------- text helpers
-
-_CONTROL_TABLE = {c: None for c in [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0)]}
-_CONTROL_TABLE_KEEP_NL = {c: v for c, v in _CONTROL_TABLE.items() if c != 0x0A}
-# CSI (ESC [ or 8-bit 0x9B) sequences, OSC/DCS/PM/APC strings, then any other ESC + one char.
-_ESCAPE_RE = re.compile(
-    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
-    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
-    r"|\x1b[ -~]?"
-)
-
-
-def clean_text(s: str, *, keep_newlines: bool = False) -> str:
-    """Remove control characters so untrusted text is safe to print on a terminal.
-
-    Drops C0 controls except tab (and newline with ``keep_newlines``), DEL, C1 controls and
-    whole escape sequences (so ``ESC [ 2 J`` does not leave ``[2J`` behind).
-    """
-    if s.isprintable():
-        return s
-    if "\x1b" in s or any(c in s for c in "\x90\x98\x9b\x9d\x9e\x9f"):
-        s = _ESCAPE_RE.sub("", s)
-    return s.translate(_CONTROL_TABLE_KEEP_NL if keep_newlines else _CONTROL_TABLE)
-
-
-def _fold(s: str) -> str:
-    """Collapse all whitespace runs (incl. header folding) to single spaces."""
-    return " ".join(s.split())
-
-
-def _unfold_raw(value: str) -> str:
-    """RFC 5322 unfolding of a raw value (drop CR/LF), identical for CRLF and LF input."""
-    return value.replace("\r", "").replace("\n", "").strip()
-
-
-def _raw_bytes(value: str) -> bytes:
-    """Back to the original bytes of a surrogate-escaped header/payload string."""
-    return value.encode("utf-8", "surrogateescape")
-
-
-def _from_8bit(value: str) -> str:
-    """Decode raw 8-bit header bytes: UTF-8 (RFC 6532) first, else cp1252."""
-    if value.isascii():
-        return value
-    try:
-        data = _raw_bytes(value)
-    except UnicodeError:
-        return value.encode("utf-8", "replace").decode("utf-8")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
-
-
-def _safe_decode(data: bytes, charset: str | None) -> str:
-    """Decode with the declared charset; unknown or odd charsets fall back to UTF-8."""
-    cs = (charset or "utf-8").split("*", 1)[0].strip().lower()  # RFC 2231 "utf-8*en"
-    if cs in ("us-ascii", "ascii", ""):
-        cs = "utf-8"  # ASCII declared but 8-bit sent: UTF-8 is the likely truth
-    try:
-        return data.decode(cs, "replace")
-    except Exception:  # LookupError, non-text codecs ("base64"), codecs without "replace"
-        return data.decode("utf-8", "replace")
-
-
-def _decode_words(value: str) -> str:
-    """RFC 2047-decode a header value; never raises, keeps what cannot be decoded."""
-    if "=?" not in value:
-        return value
-    try:
-        chunks = decode_header(value)
-    except Exception:  # HeaderParseError on hopeless base64
-        return value
-    try:
-        return str(make_header(chunks))
-    except Exception:  # unknown charset or bytes invalid in it: decode chunk by chunk
-        pass
-    out: list[str] = []
-    prev_encoded: bool | None = None
-    for chunk, charset in chunks:
-        if isinstance(chunk, str):
-            text = chunk
-        elif charset is None:
-            text = chunk.decode("raw-unicode-escape", "replace")
-        else:
-            text = _safe_decode(chunk, charset)
-        encoded = charset is not None
-        # Same spacing rule as Header.__str__: keep a space between encoded/plain runs.
-        if (
-            out
-            and prev_encoded is not None
-            and encoded != prev_encoded
-            and text
-            and not text[0].isspace()
-            and not out[-1][-1:].isspace()
-        ):
-            out.append(" ")
-        out.append(text)
-        prev_encoded = encoded
-    return "".join(out)
-
-
-def _header_text(raw: str | None) -> str:
-    """Decoded, unfolded, single-line, control-free text of a header value ('' if none)."""
-    if not raw:
-        return ""
-    if "=?" not in raw and raw.isascii():
-        return _fold(clean_text(raw[:MAX_HEADER_CHARS], keep_newlines=True))
-    return _header_text_cached(raw[:MAX_HEADER_CHARS])
-
-
-@functools.lru_cache(maxsize=4096)
-def _header_text_cached(raw: str) -> str:
-    """Slow path (RFC 2047 / 8-bit), cached: thread subjects and names repeat a lot."""
-    return _fold(clean_text(_decode_words(_from_8bit(raw)), keep_newlines=True))
-
-
-@functools.lru_cache(maxsize=8192)
-def _addresses_cached(value: str) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for name, addr in getaddresses([value]):
-        addr = clean_text(addr.strip()).lower()
-        if not addr:
-            continue
-        pairs.append((_header_text(name), addr))
-    return tuple(pairs)
-
-
-@functools.lru_cache(maxsize=8192)
-def _emails_cached(value: str) -> tuple[str, ...]:
-    """Addresses only (To/Cc/Reply-To): skips decoding display names nobody stores."""
-    emails = (clean_text(addr.strip()).lower() for _, addr in getaddresses([value]))
-    return tuple(e for e in emails if e)
-
-
-def _emails(value: str | None) -> list[str]:
-    return list(_emails_cached(_from_8bit(value[:MAX_HEADER_CHARS]))) if value else []
+# --------------------------------------------------------------------------- addresses
 
 
 def parse_address_list(value: str | None) -> list[tuple[str, str]]:
-    """``(decoded display name, lowercased address)`` pairs of an address header value.
-
-    Takes the raw value (encoded-words still encoded: splitting has to happen before
-    decoding, a decoded name may contain commas). Empty entries are dropped. Results are
-    cached, since From/To values repeat a lot in a support mailbox.
-    """
-    if not value:
-        return []
-    try:
-        return list(_addresses_cached(_from_8bit(value[:MAX_HEADER_CHARS])))
-    except Exception:
-        return []
+    """``(decoded display name, address)`` of every valid address in a header value."""
+    return [(m.name, m.addr) for m in addresses.read_list(value) if m.addr]
 
 
 _MSGID_RE = re.compile(r"<([^<>]*)>")
@@ -325,7 +188,7 @@ def _msgids(value: str) -> list[str]:
     ``<...>`` tokens (whitespace inside removed: long ids get folded). Values with no
     brackets at all (broken mailers) fall back to whitespace/comma-separated tokens with '@'.
     """
-    value = _from_8bit(value)
+    value = from_8bit(value)
     ids: list[str] = []
     if "<" in value:
         for mid in _MSGID_RE.findall(value):
@@ -366,7 +229,7 @@ def normalize_subject(subject: str) -> str:
     """
     if not subject:
         return ""
-    s = clean_text(_fold(subject))
+    s = clean_text(fold(subject))
     s = _LEADING_JUNK_RE.sub("", s)
     return s.lower()
 
@@ -383,11 +246,11 @@ def reply_subject(subject: str) -> str:
     "[ext] Re: Help" -> "Re: [ext] Help"). Control characters and newlines are removed so the
     result is safe to put in a header.
     """
-    s = clean_text(_fold(subject or ""))
+    s = clean_text(fold(subject or ""))
     m = _LEADING_REPLY_OR_TAG_RE.match(s)
     if m:
-        head = _fold(_REPLY_PREFIX_RE.sub(" ", m.group(0)))
-        s = _fold(f"{head} {s[m.end() :]}")
+        head = fold(_REPLY_PREFIX_RE.sub(" ", m.group(0)))
+        s = fold(f"{head} {s[m.end() :]}")
     return f"Re: {s}" if s else "Re: (no subject)"
 
 
@@ -534,7 +397,7 @@ def _text_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
         size += len(line) + 1
         if size > limit:
             break
-    return _fold(clean_text(" ".join(out)))[:limit].rstrip()
+    return fold(clean_text(" ".join(out)))[:limit].rstrip()
 
 
 def _decode_transfer(data: bytes, cte: str) -> bytes:
@@ -556,7 +419,7 @@ def _decode_transfer(data: bytes, cte: str) -> bytes:
 
 def _part_text(data: bytes, charset: str | None, subtype: str) -> str:
     """Text of a transfer-decoded part; html converted to plain text."""
-    text = _safe_decode(data, charset)
+    text = decode_bytes(data, charset)
     text = text.rstrip("\ufffd")  # multibyte char cut by the prefix limit
     if subtype == "html":
         text = html_to_text(text)
@@ -599,7 +462,7 @@ def _body_snippet(hdr: Message, body: bytes, errors: list[str]) -> str:
         return ""
     leaves = _leaves_fast(hdr, body)
     if leaves is None:  # not the plain shape: let the email package parse it all
-        wrapper = (b"Content-Type: " + _raw_bytes(_unfold_raw(hdr.get("content-type", "")))
+        wrapper = (b"Content-Type: " + raw_bytes(unfold_raw(hdr.get("content-type", "")))
                    + b"\r\n\r\n")
         leaves = [(p, _payload_bytes(p)) for p in _walk(_BODY_PARSER.parsebytes(wrapper + body))]
     html_parts: list[tuple[Message, bytes]] = []
@@ -709,13 +572,13 @@ def _payload_bytes(part: Message) -> bytes:
 def _date(raw: str | None, errors: list[str]) -> datetime | None:
     if not raw or not raw.strip():
         return None
-    text = _from_8bit(raw[:1000])  # parsedate copes with folding whitespace itself
+    text = from_8bit(raw[:1000])  # parsedate copes with folding whitespace itself
     try:
         dt = parsedate_to_datetime(text)
     except Exception:
         dt = None
     if dt is None:
-        errors.append(f"unparseable Date {clean_text(_fold(text))[:40]!r}")
+        errors.append(f"unparseable Date {clean_text(fold(text))[:40]!r}")
         return None
     if dt.tzinfo is None:  # "-0000" or no zone: RFC 5322 says UTC / unknown
         dt = dt.replace(tzinfo=UTC)
@@ -724,7 +587,7 @@ def _date(raw: str | None, errors: list[str]) -> datetime | None:
     except (OverflowError, ValueError):
         dt = None
     if dt is None or not 1970 <= dt.year <= 2100:
-        errors.append(f"absurd Date {clean_text(_fold(text))[:40]!r}")
+        errors.append(f"absurd Date {clean_text(fold(text))[:40]!r}")
         return None
     return dt
 
@@ -738,13 +601,13 @@ def _signals(first: dict[str, str], from_addr: str | None, is_report: bool) -> l
     auto = first.get("auto-submitted")
     if auto is not None:
         # keyword [CFWS] *(";" param): drop comments, keep the first token
-        value = _COMMENT_RE.sub(" ", _from_8bit(auto)).split(";", 1)[0].strip().lower()
+        value = _COMMENT_RE.sub(" ", from_8bit(auto)).split(";", 1)[0].strip().lower()
         value = _TOKEN_JUNK_RE.sub("", value.split()[0] if value else "")[:40]
         if value and value != "no":
             sig.append(f"auto-submitted:{value}")
     prec = first.get("precedence")
     if prec is not None:
-        value = _fold(prec).lower()
+        value = fold(prec).lower()
         if value in _PRECEDENCE_AUTO:
             sig.append(f"precedence:{value}")
     for name, signal in _PRESENCE_SIGNALS:
@@ -767,7 +630,7 @@ def _synthetic_id(hdr: Message | None, header_bytes: bytes, body: bytes | None) 
     canon = b""
     if hdr is not None:
         canon = b"".join(
-            name.lower().encode("ascii", "replace") + b":" + _raw_bytes(_unfold_raw(v)) + b"\n"
+            name.lower().encode("ascii", "replace") + b":" + raw_bytes(unfold_raw(v)) + b"\n"
             for name, v in hdr.items()
             if name.lower() in _FIELD_SET
         )
@@ -840,7 +703,7 @@ def _parse(header_bytes: bytes, body: bytes | None, errors: list[str]) -> Parsed
         raw_id = first.get("message-id", "")
         ids = _msgids(raw_id)
         if not ids and raw_id.strip():
-            token = clean_text(_from_8bit(raw_id).strip())
+            token = clean_text(from_8bit(raw_id).strip())
             if "<" not in raw_id and len(token) <= MAX_MSGID_CHARS and len(token.split()) == 1:
                 ids = [token]  # bare id without brackets and without '@'
             else:
@@ -860,18 +723,19 @@ def _parse(header_bytes: bytes, body: bytes | None, errors: list[str]) -> Parsed
         _record(errors, "References", exc)
 
     try:
-        senders = parse_address_list(first.get("from")) or parse_address_list(first.get("sender"))
-        if senders:
-            out.from_name, out.from_addr = senders[0]
-        out.to = [a for v in every.get("to", ()) for a in _emails(v)]
-        out.cc = [a for v in every.get("cc", ()) for a in _emails(v)]
-        reply_to = _emails(first.get("reply-to"))
-        out.reply_to = reply_to[0] if reply_to else None
+        sender = addresses.first(first.get("from")) or addresses.first(first.get("sender"))
+        if sender:
+            out.from_name, out.from_addr = sender.name, sender.addr or None
+        out.to = [a for v in every.get("to", ()) for a in addresses.addresses(v)]
+        out.cc = [a for v in every.get("cc", ()) for a in addresses.addresses(v)]
+        reply_to = addresses.first(first.get("reply-to"))
+        if reply_to:
+            out.reply_to, out.reply_to_name = reply_to.addr or None, reply_to.name
     except Exception as exc:
         _record(errors, "addresses", exc)
 
     try:
-        out.subject = _header_text(first.get("subject"))
+        out.subject = decode_header(first.get("subject"))
     except Exception as exc:
         _record(errors, "Subject", exc)
 
@@ -889,8 +753,8 @@ def _parse(header_bytes: bytes, body: bytes | None, errors: list[str]) -> Parsed
         )
         out.auto_signals = _signals(first, out.from_addr, out.is_report)
         if "x-loop" in every:
-            out.x_loop = [_header_text(v) for v in every["x-loop"]]
-        out.template = _header_text(first.get("x-mailtriage-template")).strip() or None
+            out.x_loop = [decode_header(v) for v in every["x-loop"]]
+        out.template = decode_header(first.get("x-mailtriage-template")).strip() or None
     except Exception as exc:
         _record(errors, "signals", exc)
 
@@ -899,11 +763,11 @@ def _parse(header_bytes: bytes, body: bytes | None, errors: list[str]) -> Parsed
             raw = "\0".join(
                 (
                     out.from_addr or "",
-                    _unfold_raw(first.get("date", "")),
-                    _unfold_raw(first.get("subject", "")),
+                    unfold_raw(first.get("date", "")),
+                    unfold_raw(first.get("subject", "")),
                 )
             )
-            out.key = f"{out.message_id}/{_sha1(_raw_bytes(raw))[:12]}"
+            out.key = f"{out.message_id}/{_sha1(raw_bytes(raw))[:12]}"
         else:
             out.key = _synthetic_id(hdr, header_bytes, body)
     except Exception as exc:

@@ -1,0 +1,241 @@
+"""Email addresses from headers a stranger wrote: split, decoded and checked in one place.
+
+Who sent a message decides whether it counts as our answer, and where a reply goes decides
+who gets mail from us, so both read addresses here and nowhere else.
+
+The email package is not used for the splitting: compat32's ``getaddresses`` reads
+``support@example.com <attacker@evil.test>`` as two addresses, ours first, and the default
+policy keeps the display name as the address; either way the sender's display name decides
+the team check.  Here, as RFC 5322 says, an element with an angle address is what is between
+the brackets, and what comes before is only a name.  Encoded-words are decoded in names and
+refused in addresses (RFC 2047 forbids them there, and the email package would decode
+``=?utf-8?q?a=0D=0Ab?=@x`` into a line break when the reply is built).  A valid address is
+one addr-spec: a dot-atom or quoted local part, ``@``, a domain of DNS labels, no control
+or invisible characters, nothing left over.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from .text import MAX_HEADER_CHARS, decode_header, from_8bit, one_line
+
+MAX_ADDRESS_CHARS = 254  # RFC 5321 path limit
+MAX_LOCAL_CHARS = 64
+
+_TOKEN = re.compile(
+    r'(?P<qs>"(?:[^"\\]|\\.)*(?:"|$))'  # quoted string (perhaps unterminated)
+    r"|(?P<ew>=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)"  # an encoded-word is one token
+    r"|(?P<lp>\()|(?P<rp>\))|(?P<la><)|(?P<ra>>)|(?P<sep>[,;:])|(?P<esc>\\.?)"
+    r'|(?P<text>[^"()<>,;:\\=]+|=)',
+    re.DOTALL,
+)
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
+_DOT_ATOM = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
+_QUOTED_LOCAL = re.compile(r'"(?:[ !#-\[\]-~\u0080-\U0010ffff]|\\[ -~])*"')
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+class AddressError(ValueError):
+    """Not one valid email address; the message says why in words."""
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """One element of an address header.  ``addr`` is the address part as written (comments
+    and name left out, lowercased); only when ``problem`` is empty is it a valid address."""
+
+    name: str  # decoded, control-free display name ('' when none)
+    addr: str  # canonical when valid
+    text: str  # the whole element, cleaned to one line, for messages
+    problem: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return not self.problem
+
+
+def canonical(addr: str) -> str:
+    """The one valid address ``addr`` is, lowercased; AddressError saying why it is not."""
+    return _checked(addr)
+
+
+@functools.lru_cache(maxsize=8192)
+def _checked(addr: str) -> str:
+    if not addr:
+        raise AddressError("empty address")
+    if len(addr) > MAX_ADDRESS_CHARS:
+        raise AddressError("address too long")
+    for ch in addr:
+        if ord(ch) < 0x20 or ch == "\x7f" or (
+                ord(ch) >= 0x80 and unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Zs")):
+            raise AddressError("control or invisible character in the address")
+    if "=?" in addr:
+        raise AddressError("encoded-word in the address")
+    if addr.startswith('"'):
+        m = _QUOTED_LOCAL.match(addr)
+        if not m:
+            raise AddressError("broken quoted local part")
+        local, rest = m.group(0), addr[m.end():]
+        if local[1:-1] and _DOT_ATOM.fullmatch(local[1:-1]):
+            local = local[1:-1]  # "abc"@x is abc@x
+    else:
+        local, at, domain = addr.rpartition("@")
+        if not at:
+            raise AddressError("no @ in the address")
+        if not _DOT_ATOM.fullmatch(local):
+            raise AddressError("invalid local part")
+        rest = "@" + domain
+    if not rest.startswith("@") or len(local) > MAX_LOCAL_CHARS + 2:
+        raise AddressError("invalid local part")
+    domain = rest[1:].lower()
+    if not _domain_ok(domain):
+        raise AddressError("invalid domain")
+    return f"{local.lower()}@{domain}"
+
+
+def _domain_ok(domain: str) -> bool:
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return False
+    labels = domain.split(".")
+    return len(domain) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+
+
+def is_valid(addr: str | None) -> bool:
+    try:
+        canonical(addr or "")
+    except AddressError:
+        return False
+    return True
+
+
+def check_sendable(addr: str) -> str:
+    """An address we can put in RCPT TO and a header: valid and ASCII (no SMTPUTF8 here)."""
+    value = canonical(addr)
+    if not value.isascii():
+        raise AddressError("non-ASCII address (needs SMTPUTF8, which mailtriage does not use)")
+    return value
+
+
+def read_list(value: str | None) -> tuple[Mailbox, ...]:
+    """Every element of an address header value (raw: encoded-words still encoded)."""
+    if not value:
+        return ()
+    return _read_cached(from_8bit(value[:MAX_HEADER_CHARS]))
+
+
+def addresses(value: str | None) -> list[str]:
+    """The valid addresses of a header value, in order (To, Cc)."""
+    return [m.addr for m in read_list(value) if m.valid]
+
+
+def first(value: str | None) -> Mailbox | None:
+    """The first element of a header value (From, Reply-To), valid or not."""
+    found = read_list(value)
+    return found[0] if found else None
+
+
+@functools.lru_cache(maxsize=8192)
+def _read_cached(value: str) -> tuple[Mailbox, ...]:
+    return tuple(m for m in (_mailbox(*element) for element in _split(value)) if m is not None)
+
+
+Token = tuple[str, str]
+
+
+def _split(value: str) -> list[tuple[list[Token], str]]:
+    """Top-level tokens per element (with the element's text): comments and angle addresses
+    collapsed to one token each, commas and semicolons separating elements, a group's name
+    (before its colon) dropped."""
+    elements: list[tuple[list[Token], str]] = []
+    current: list[Token] = []
+    start = 0
+    depth = 0  # comment nesting
+    inside: list[str] | None = None  # the text of an open angle address
+    comment: list[str] = []
+    for m in _TOKEN.finditer(value):
+        kind, tok = m.lastgroup or "text", m.group()
+        if depth:
+            depth += (kind == "lp") - (kind == "rp")
+            if depth:
+                comment.append(tok)
+            else:
+                current.append(("comment", "".join(comment)))
+            continue
+        if kind == "lp":
+            depth, comment = 1, []
+        elif inside is not None:
+            if kind == "ra":
+                current.append(("angle", "".join(inside)))
+                inside = None
+            else:
+                inside.append(tok)
+        elif kind == "la":
+            inside = []
+        elif kind == "sep" and tok == ":":
+            current, start = [], m.end()  # "group name:" is not an address
+        elif kind == "sep":
+            elements.append((current, value[start:m.start()]))
+            current, start = [], m.end()
+        else:
+            current.append((kind, tok))
+    if inside is not None:
+        current.append(("open-angle", "".join(inside)))
+    elements.append((current, value[start:]))
+    return elements
+
+
+def _mailbox(tokens: list[Token], raw: str) -> Mailbox | None:
+    words = [(k, t) for k, t in tokens if not (k == "text" and not t.strip())]
+    if not words:
+        return None
+    text = one_line(raw)
+    angles = [i for i, (k, _t) in enumerate(words) if k in ("angle", "open-angle")]
+    comments = " ".join(t for k, t in words if k == "comment")
+    if len(angles) > 1:
+        return Mailbox(_name(words[:angles[0]]), "", text, "two addresses in one")
+    if angles:
+        at = angles[0]
+        kind, addr = words[at]
+        name = _name(words[:at]) or decode_header(comments)
+        trailing = [k for k, _t in words[at + 1:] if k != "comment"]
+        if kind == "open-angle" or trailing or any(k == "ra" for k, _t in words):
+            return Mailbox(name, _as_written(addr), text, "not one address")
+        addr = addr.strip()
+        if addr.startswith("@") and ":" in addr:  # obsolete route: <@relay:user@host>
+            addr = addr.rpartition(":")[2]
+    else:
+        if any(k == "ew" for k, _t in words):
+            return Mailbox(decode_header(comments), "", text, "encoded-word in the address")
+        if any(k == "ra" for k, _t in words):
+            return Mailbox(decode_header(comments), "", text, "not one address")
+        parts = [t for k, t in words if k != "comment"]
+        addr = "".join(parts).strip()
+        name = decode_header(comments)
+        if any(c.isspace() for k, t in words if k == "text" for c in t.strip()):
+            return Mailbox(name, "", text, "not one address")
+    try:
+        return Mailbox(name, canonical(addr), text)
+    except AddressError as exc:
+        return Mailbox(name, _as_written(addr), text, str(exc))
+
+
+def _as_written(addr: str) -> str:
+    return one_line(addr).lower()
+
+
+def _name(words: list[Token]) -> str:
+    """The display name before an angle address: quoted strings unquoted, then decoded."""
+    raw = []
+    for kind, tok in words:
+        if kind == "qs":
+            raw.append(re.sub(r"\\(.)", r"\1", tok[1:-1] if tok.endswith('"') else tok[1:]))
+        elif kind != "comment":
+            raw.append(tok)
+    return decode_header("".join(raw)).strip("\"' ")
