@@ -21,6 +21,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from .errors import AddressError
 from .text import MAX_HEADER_CHARS, decode_header, from_8bit, one_line
 
 MAX_ADDRESS_CHARS = 254  # RFC 5321 path limit
@@ -37,10 +38,6 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
 _DOT_ATOM = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
 _QUOTED_LOCAL = re.compile(r'"(?:[ !#-\[\]-~\u0080-\U0010ffff]|\\[ -~])*"')
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-
-
-class AddressError(ValueError):
-    """Not one valid email address; the message says why in words."""
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,9 @@ from typing import Any
 
 import click
 
-from .app import App, ConfigProblem
-from .config import ConfigError
-from .imap import SyncError
+from .app import App
+from .errors import MailtriageError
 from .sla import parse_now
-from .store import StoreError
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
@@ -43,7 +41,7 @@ COMMAND_MODULES = {
     "overdue": "cmd_overdue", "explain": "cmd_explain", "close": "cmd_state",
     "reopen": "cmd_state", "snooze": "cmd_state", "tag": "cmd_state", "retag": "cmd_retag",
     "reply": "cmd_reply", "templates": "cmd_templates", "report": "cmd_report",
-    "run": "cmd_run", "demo": "cmd_demo",
+    "run": "cmd_run", "demo": "cmd_demo", "outbox": "cmd_outbox",
 }
 
 
@@ -64,12 +62,10 @@ class TriageGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
-            raise ConfigProblem(str(exc)) from None
-        except SyncError as exc:
-            raise click.ClickException(str(exc)) from None
-        except StoreError as exc:
-            raise click.ClickException(str(exc)) from None
+        except MailtriageError as exc:
+            problem = click.ClickException(str(exc))
+            problem.exit_code = exc.exit_status
+            raise problem from None
         except sqlite3.Error as exc:
             raise click.ClickException(f"database error: {exc}") from None
         except OSError as exc:

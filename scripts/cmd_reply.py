@@ -1,6 +1,6 @@
 """``triage reply``: answer a thread (or every overdue thread) from a canned template.
 
-Without ``--send`` or ``--draft`` nothing changes: the rendered message is printed.
+Without ``--send`` or ``--draft`` nothing changes: the reply is printed as a person reads it.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import click
 
 from . import display
 from .app import App, pass_app
+from .compose import Reply, ReplyError, preview, render_reply
+from .outbox import SENT, UNKNOWN, save_draft
 from .render import TemplateProblem
-from .reply import Reply, ReplyError, bulk_targets, render_reply, save_draft, send_reply
-from .smtp import SendError
+from .sending import Result, bulk_targets, send_replies
 from .store import resolve_thread_id
 
 
@@ -22,29 +23,26 @@ def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def _render(app: App, thread_id: int, template: str) -> Reply:
-    try:
-        return render_reply(app.db, app.config, thread_id, template, app.now)
-    except (TemplateProblem, ReplyError) as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _deliver(app: App, reply: Reply, send: bool) -> None:
-    if send:
-        try:
-            warning = send_reply(app.db, app.config, reply, app.now)
-        except SendError as exc:
-            raise click.ClickException(f"thread {reply.thread_id}: not sent: {exc}") from None
-        if warning:
-            click.echo(f"warning: {warning}", err=True)
-        app.echo(f"thread {reply.thread_id}: sent {reply.template.name} to {reply.to_addr}",
-                 err=True)
+def _report(app: App, result: Result) -> bool:
+    """One line per reply on stderr; whether it went out."""
+    reply, outcome = result.reply, result.outcome
+    where = f"thread {result.thread_id}"
+    if outcome is None:
+        click.echo(f"{where}: not sent: {result.skipped}", err=True)
+        return False
+    if outcome.state == SENT:
+        copies = f" (cc {', '.join(reply.cc)})" if reply.cc else ""
+        app.echo(f"{where}: sent {reply.template.name} to {reply.to_addr}{copies}", err=True)
+        for note in (outcome.error, outcome.warning):
+            if note:
+                click.echo(f"warning: {where}: {note}", err=True)
+        return True
+    if outcome.state == UNKNOWN:
+        click.echo(f"{where}: delivery unknown, so it will not be sent again: {outcome.error} "
+                   f"(see `triage outbox`)", err=True)
     else:
-        try:
-            folder = save_draft(app.db, app.config, reply, app.now)
-        except ReplyError as exc:
-            raise click.ClickException(str(exc)) from None
-        app.echo(f"thread {reply.thread_id}: draft saved in {folder}", err=True)
+        click.echo(f"{where}: not sent: {outcome.error}", err=True)
+    return False
 
 
 @click.command("reply")
@@ -54,14 +52,21 @@ def _deliver(app: App, reply: Reply, send: bool) -> None:
                    "mail).")
 @click.option("--send", is_flag=True, help="Send over SMTP and keep a copy in Sent.")
 @click.option("--draft", is_flag=True, help="Save in the Drafts folder for a person to send.")
-@click.option("--yes", "-y", is_flag=True, help="With --overdue: do not ask for confirmation.")
+@click.option("--yes", "-y", is_flag=True,
+              help="With --overdue: do not ask (required when no one is at a terminal).")
+@click.option("--force", is_flag=True,
+              help="Send even if the thread changed, holds a teammate's draft, or an earlier "
+                   "reply's delivery is unknown.")
+@click.option("--no-cc", is_flag=True,
+              help="Only to the customer, not to the others the last message was written to.")
+@click.option("--raw", is_flag=True, help="Print the MIME message instead of readable text.")
 @pass_app
 def reply_command(app: App, args: tuple[str, ...], bulk: bool, send: bool, draft: bool,
-                  yes: bool) -> None:
+                  yes: bool, force: bool, no_cc: bool, raw: bool) -> None:
     """Reply to THREAD from TEMPLATE: print it, or --draft / --send it.
 
     \b
-    triage reply 42 sorry            show the rendered message, change nothing
+    triage reply 42 sorry            show the reply, change nothing
     triage reply 42 sorry --send     send it; the thread becomes "waiting"
     triage reply --overdue sorry --send --yes
     """
@@ -70,7 +75,7 @@ def reply_command(app: App, args: tuple[str, ...], bulk: bool, send: bool, draft
     if bulk:
         if len(args) != 1:
             raise click.UsageError("with --overdue give only TEMPLATE")
-        _bulk(app, args[0], send, draft, yes)
+        _bulk(app, args[0], send, draft, yes, force, not no_cc)
         return
     if len(args) != 2:
         raise click.UsageError("expected THREAD TEMPLATE")
@@ -78,42 +83,59 @@ def reply_command(app: App, args: tuple[str, ...], bulk: bool, send: bool, draft
     tid = resolve_thread_id(app.db, ref)
     if tid is None:
         raise click.ClickException(f"no thread {ref!r}")
-    reply = _render(app, tid, template)
-    if not (send or draft):
+    reply = render_reply(app.db, app.config, tid, template, app.now, cc=not no_cc)
+    if draft:
+        folder = save_draft(app.db, app.config, reply, app.now)
+        app.echo(f"thread {tid}: draft saved in {folder}", err=True)
+    elif send:
+        [result] = send_replies(app.db, app.config, [reply], app.now, force=force)
+        if not _report(app, result):
+            raise SystemExit(1)
+    elif raw:
         click.echo(reply.message.as_string(), nl=False)
-        return
-    _deliver(app, reply, send)
+    else:
+        click.echo(preview(reply), nl=False)
 
 
-def _bulk(app: App, template: str, send: bool, draft: bool, yes: bool) -> None:
-    try:
-        ids = bulk_targets(app.db, app.config, template, app.now, skip_drafted=draft)
-    except TemplateProblem as exc:
-        raise click.ClickException(str(exc)) from None
-    # Render everything first: a broken template must stop the run before the first mail.
-    replies = [_render(app, tid, template) for tid in ids]
+def _bulk(app: App, template: str, send: bool, draft: bool, yes: bool, force: bool,
+          cc: bool) -> None:
+    ids = bulk_targets(app.db, app.config, template, app.now, skip_drafted=draft)
+    # Render everything first: a broken template stops the run before the first mail.
+    replies: list[Reply] = []
+    for tid in ids:
+        try:
+            replies.append(render_reply(app.db, app.config, tid, template, app.now, cc=cc))
+        except ReplyError as exc:  # this thread only: say so, answer the others
+            click.echo(f"thread {tid}: skipped: {exc}", err=True)
+        except TemplateProblem as exc:
+            raise click.ClickException(str(exc)) from None
     if not replies:
         app.echo(f"no overdue thread needs {template!r}", err=True)
         return
+    n = f"{len(replies)} thread{'s' if len(replies) != 1 else ''}"
     lines = [f"  {r.thread_id}: {display.safe(r.subject, 60)} -> {display.safe(r.to_addr)}"
              for r in replies]
     if not (send or draft):
-        click.echo(f"would reply {template!r} to {len(replies)} thread"
-                   f"{'s' if len(replies) != 1 else ''} (use --send or --draft):")
+        click.echo(f"would reply {template!r} to {n} (use --send or --draft):")
         click.echo("\n".join(lines))
         return
-    if not yes and _interactive():
-        verb = "Send" if send else "Save drafts of"
+    if not yes:
+        if not _interactive():
+            raise click.UsageError(f"not at a terminal: add --yes to {'send' if send else 'save'}"
+                                   f" {template!r} to {n}")
         click.echo("\n".join(lines), err=True)
-        if not click.confirm(f"{verb} {template!r} to {len(replies)} thread"
-                             f"{'s' if len(replies) != 1 else ''}?", err=True):
+        if not click.confirm(f"{'Send' if send else 'Save drafts of'} {template!r} to {n}?",
+                             err=True):
             raise click.Abort()
-    for done, reply in enumerate(replies):
-        try:
-            _deliver(app, reply, send)
-        except click.ClickException as exc:
-            exc.message += f" ({done} of {len(replies)} done)"
-            raise
+    if draft:
+        for reply in replies:
+            folder = save_draft(app.db, app.config, reply, app.now)
+            app.echo(f"thread {reply.thread_id}: draft saved in {folder}", err=True)
+        return
+    results = send_replies(app.db, app.config, replies, app.now, force=force)
+    sent = sum(_report(app, r) for r in results)
+    if sent < len(results):
+        raise click.ClickException(f"sent {sent} of {len(results)}; the others are listed above")
 
 
 COMMANDS = [reply_command]

@@ -10,7 +10,6 @@ import click
 from . import smtp
 from .app import App, ConfigProblem, json_option, pass_app
 from .listing import dumps
-from .render import TemplateProblem
 from .report import build_report, render_report, report_message
 from .sla import parse_when
 
@@ -39,17 +38,11 @@ def report_command(app: App, since: str | None, output: Path | None, send: bool,
     if send and config.smtp is None:
         raise ConfigProblem(f"{config.path}: smtp: missing: needed to send the report")
     data = build_report(app.db, config, app.now, since=start)
-    try:
-        _subject, text, html = render_report(config, data)
-    except TemplateProblem as exc:
-        raise ConfigProblem(str(exc)) from None
+    _subject, text, html = render_report(config, data)
     if output is not None:
         output.write_text(html, encoding="utf-8")
     if send:
-        try:
-            smtp.send_message(config.smtp, report_message(config, data, app.now))
-        except smtp.SendError as exc:
-            raise click.ClickException(f"report not sent: {exc}") from None
+        smtp.send_message(config.smtp, report_message(config, data, app.now))
         app.echo(f"report sent to {', '.join(config.report.to)}", err=True)
     if json_:
         click.echo(dumps(data))

@@ -45,11 +45,11 @@ def run_command(app: App, wait: bool, no_report: bool, fail_if_any: bool) -> Non
                    f"{result.overdue} waiting too long", err=True)
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)
-    for problem in [*result.config_errors, *result.errors]:
+    for problem in [*result.config_errors, *result.errors, *result.problems]:
         click.echo(f"Error: {problem}", err=True)
     if result.config_errors:
         raise SystemExit(EXIT_CONFIG)
-    if result.errors:
+    if result.errors or result.problems:
         raise SystemExit(EXIT_FAILURE)
     if fail_if_any and result.overdue:
         raise SystemExit(EXIT_OVERDUE)

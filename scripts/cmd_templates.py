@@ -11,7 +11,7 @@ from . import display
 from .app import App, json_option, pass_app
 from .listing import dumps
 from .render import TemplateProblem, builtin_dir, load_reply, reply_names
-from .reply import check_templates
+from .templatecheck import check_templates
 
 
 @click.group("templates")

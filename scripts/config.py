@@ -19,20 +19,10 @@ from typing import Any, TypeVar
 import yaml
 
 from .addresses import is_valid
+from .errors import ConfigError
 from .sla import BusinessHours, parse_duration
 
 T = TypeVar("T")
-
-
-class ConfigError(Exception):
-    """A problem with the configuration, already phrased for the user."""
-
-    def __init__(self, file: Path | str | None, key: str, message: str):
-        self.file = str(file) if file else "config"
-        self.key = key
-        self.message = message
-        where = f"{self.file}: {key}: " if key else f"{self.file}: "
-        super().__init__(where + message)
 
 
 @dataclass
@@ -76,16 +66,45 @@ class AccountConfig(ServerConfig):
     batch_size: int = 500
 
 
+# SMTP services that file a copy of what they send in the Sent folder themselves
+# (smtp.sent_copy: auto skips our APPEND for them, which would make a second copy).
+PROVIDER_FILED_HOSTS = ("smtp.gmail.com", "smtp.googlemail.com", "smtp.office365.com",
+                        "smtp-mail.outlook.com", "smtp.outlook.com")
+
+
 @dataclass
 class SMTPConfig(ServerConfig):
     port: int = 465
     key_prefix: str = "smtp"
+    sent_copy: str = "auto"  # auto | append | none
+
+    @property
+    def appends_sent_copy(self) -> bool:
+        """Whether we put a copy of what we send into the Sent folder ourselves."""
+        if self.sent_copy == "auto":
+            return self.host.lower().rstrip(".") not in PROVIDER_FILED_HOSTS
+        return self.sent_copy == "append"
 
 
 @dataclass
 class TeamConfig:
     addresses: list[str] = field(default_factory=list)
     domains: list[str] = field(default_factory=list)
+    # address: a team address in From is ours; authenticated: outside the Sent folder only
+    # with dkim=pass or spf=pass for a team domain from our own server (authserv_id)
+    trust: str = "address"
+    authserv_id: str | None = None
+
+    def is_team_domain(self, domain: str) -> bool:
+        domain = domain.lower()
+        mine = {*self.domains, *(a.rpartition("@")[2] for a in self.addresses)}
+        return any(domain == d or domain.endswith("." + d) for d in mine)
+
+    def authenticated(self, passes: list[list[str]]) -> bool:
+        """Whether our own server vouched for a team domain (``[authserv-id, method, domain]``
+        entries of the Authentication-Results that passed, as parse.py keeps them)."""
+        return any(len(p) == 3 and p[0] == self.authserv_id and p[1] in ("dkim", "spf")
+                   and self.is_team_domain(p[2]) for p in passes)
 
     def is_us(self, address: str | None) -> bool:
         """Whether ``address`` is the team's (by address or domain); only a valid address can
@@ -127,6 +146,8 @@ class ReportConfig:
 class AutoAckConfig:
     template: str
     after: dt.timedelta = dt.timedelta(minutes=15)
+    # never more than one automatic acknowledgement to one address in this time
+    per_sender: dt.timedelta = dt.timedelta(hours=24)
 
 
 @dataclass
@@ -307,6 +328,7 @@ def _read_account(section: _Section, name: str, base: Path) -> AccountConfig:
         acc.path = _path(base, section.get(acc.source, str, required=True))
         acc.folders = section.str_list("folders", ["INBOX"])
         acc.sent_folder = section.get("sent_folder", str)
+        acc.drafts_folder = section.get("drafts_folder", str)
         acc.batch_size = section.get("batch_size", int, 500)
         section.reject_unknown()
         return acc
@@ -330,6 +352,9 @@ def _read_smtp(section: _Section, base: Path) -> SMTPConfig:
     _read_server(section, smtp, base, {"ssl": 465, "starttls": 587, "none": 25},
                  "mail and passwords")
     smtp.username = section.get("username", str, "")
+    smtp.sent_copy = section.get("sent_copy", str, "auto")
+    if smtp.sent_copy not in ("auto", "append", "none"):
+        raise section.error("sent_copy", f"expected auto, append or none, got {smtp.sent_copy!r}")
     section.reject_unknown()
     return smtp
 
@@ -421,7 +446,17 @@ def config_from_dict(data: Any, path: Path, db_override: Path | str | None = Non
     team = TeamConfig(
         addresses=[a.lower() for a in team_sec.str_list("addresses")],
         domains=[d.lower().lstrip("@") for d in team_sec.str_list("domains")],
+        trust=team_sec.get("trust", str, "address"),
+        authserv_id=team_sec.get("authserv_id", str),
     )
+    if team.trust not in ("address", "authenticated"):
+        raise team_sec.error("trust", f"expected address or authenticated, got {team.trust!r}")
+    if team.trust == "authenticated" and not team.authserv_id:
+        raise team_sec.error("authserv_id", "missing (required with trust: authenticated): the "
+                             "authserv-id your mail server writes in Authentication-Results")
+    for address in team.addresses:
+        if not is_valid(address):
+            raise team_sec.error("addresses", f"not a valid address: {address!r}")
     team_sec.reject_unknown()
     if not team.addresses and not team.domains:
         raise ConfigError(path, "team.addresses", "missing: list the team's addresses or domains")
@@ -456,6 +491,7 @@ def config_from_dict(data: Any, path: Path, db_override: Path | str | None = Non
         config.auto_ack = AutoAckConfig(
             template=ack.get("template", str, required=True),
             after=ack.convert("after", parse_duration, dt.timedelta(minutes=15)),
+            per_sender=ack.convert("per_sender", parse_duration, dt.timedelta(hours=24)),
         )
         ack.reject_unknown()
 

@@ -59,8 +59,12 @@ def threads_table(rows: Sequence[dict[str, Any]], now: dt.datetime) -> str:
         ["ID", "STATE", "WAITING", "LAST", "CUSTOMER", "SUBJECT", "TAGS"],
         [[str(r["id"]), r["state"], age(r["waiting_since"], now) if r["waiting_since"] else "",
           short_time(r["last_at"]), safe(r["customer"], 30), safe(r["subject"], 50),
-          " ".join(r["tags"])] for r in rows],
+          " ".join([*r["tags"], *_drafts(r)])] for r in rows],
     )
+
+
+def _drafts(row: dict[str, Any]) -> list[str]:
+    return [f"(draft by {safe(', '.join(row['draft_by']))})"] if row.get("draft_by") else []
 
 
 def overdue_table(items: Sequence[dict[str, Any]], now: dt.datetime,
@@ -76,8 +80,9 @@ def overdue_table(items: Sequence[dict[str, Any]], now: dt.datetime,
             format_duration(now - required_time(i["waiting_since"])),
             *([format_duration(dt.timedelta(hours=sla_age)) if sla_age is not None
                else "-"] if business_hours else []),
-            short_time(i["due_at"]), safe(i["customer"], 30), safe(i["subject"], 50),
-            " ".join(i["tags"])])
+            short_time(i["due_at"]), safe(i["customer"], 30),
+            safe(i["detail"] if i.get("detail") else i["subject"], 50),
+            " ".join([*i["tags"], *_drafts(i)])])
     return table(headers, rows)
 
 
@@ -95,6 +100,17 @@ def thread_text(t: dict[str, Any], now: dt.datetime) -> str:
                      f"({age(t['waiting_since'], now)})")
     if t.get("auto_signals"):
         lines.append(f"  automated signals: {', '.join(t['auto_signals'])}")
+    for o in t.get("outbox", []):
+        if o["kind"] == "reply" and o["state"] != "sent" and not o["resolved_at"]:
+            lines.append(f"  NEEDS A PERSON: reply {o['id']} ({o['template']}) {o['state']}: "
+                         f"{safe(o['error'] or '')}")
+    for b in t.get("bounces", []):
+        lines.append(f"  BOUNCED: {safe(b['recipient'] or 'a recipient')} {safe(b['status'])} "
+                     f"{safe(b['diagnostic'], 100)} ({short_time(b['at'])})")
+    for d in t.get("drafts", []):
+        who = "our reply --draft" if d["ours"] else safe(d["from_name"] or d["from"])
+        lines.append(f"  draft by {who} in {', '.join(safe(f) for f in d['folders'])}: "
+                     f"{safe(d['subject'], 60)}")
     for m in t["messages"]:
         lines.append("")
         who = f"{safe(m['from_name'])} <{safe(m['from'])}>" if m["from_name"] else safe(m["from"])
@@ -110,6 +126,14 @@ def thread_text(t: dict[str, Any], now: dt.datetime) -> str:
             lines.append(f"    parse error: {safe(m['parse_error'])}")
         if m["snippet"]:
             lines.append(f"    {safe(m['snippet'], 160)}")
+    sent = [o for o in t.get("outbox", []) if o["kind"] == "reply"]
+    if sent:
+        lines.append("")
+        lines.append("  sent by mailtriage:")
+        for o in sent:
+            lines.append(f"    {short_time(o['created_at'])}  {o['template']} to "
+                         f"{safe(o['to_addr'])}  {o['state']}"
+                         + (f" (copy: {o['sent_copy']})" if o["sent_copy"] else ""))
     if t["history"]:
         lines.append("")
         lines.append("  history:")

@@ -8,12 +8,13 @@ from typing import Any
 
 import sqlite_utils
 
+from . import senders
 from .config import Config
 from .listing import thread_messages, thread_tags
 from .overdue import threshold_for
+from .senders import AUTO, CUSTOMER, classify_row
 from .sla import Clock, format_duration
 from .store import iso, loads, parse_iso, resolve_thread_id
-from .triage import AUTO, CUSTOMER, US, classify
 
 
 def _link_reason(m: dict[str, Any], by_id: dict[str, int], earlier_refs: dict[str, int]) -> str:
@@ -52,16 +53,9 @@ def explain_thread(db: sqlite_utils.Database, config: Config, ref: str | int,
     refs_seen: dict[str, int] = {}
     out_msgs = []
     for n, m in enumerate(msgs, 1):
-        signals = loads(m["auto_signals"])
-        kind = classify(m["from_addr"], signals, config.team)
-        if kind == AUTO:
-            why = "automated: " + ", ".join(signals)
-        elif kind == US:
-            addr = m["from_addr"] or ""
-            why = ("ours: team address" if addr in config.team.addresses
-                   else "ours: team domain " + addr.rpartition("@")[2])
-        else:
-            why = "customer: sender is not a team address or domain"
+        kind = "draft" if m["draft"] else classify_row(m, config.team)
+        why = ("a draft, never sent: it answers nothing" if m["draft"]
+               else senders.why(m, config.team))
         link = "starts the thread" if n == 1 else _link_reason(m, by_id, refs_seen)
         out_msgs.append({"n": n, "message_id": m["message_id"], "from": m["from_addr"],
                          "arrived_at": m["arrived_at"], "subject": m["subject"], "kind": kind,
@@ -84,7 +78,7 @@ def explain_thread(db: sqlite_utils.Database, config: Config, ref: str | int,
             "overdue": due <= now,
             "segments": [[iso(a), iso(b)] for a, b in clock.segments(since, now, limit=50)],
         })
-    last = next((m for m in reversed(out_msgs) if m["kind"] != AUTO), None)
+    last = next((m for m in reversed(out_msgs) if m["kind"] not in (AUTO, "draft")), None)
     if last is None:
         turn = "only automated mail: nobody is waiting"
     elif last["kind"] == CUSTOMER:

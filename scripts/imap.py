@@ -22,23 +22,13 @@ from imapclient.response_parser import parse_fetch_response
 
 from . import credentials, fetchparse
 from .config import AccountConfig
+from .errors import AuthError, SyncError, TrustError
 from .parse import HEADER_FIELDS
 
 log = logging.getLogger(__name__)
 
 SNIPPET_BYTES = 2048
-
-
-class SyncError(Exception):
-    """A run-time failure talking to the server (exit 1), phrased for the user."""
-
-
-class AuthError(SyncError):
-    """Authentication failed: never retried, it would lock the account."""
-
-
-class TrustError(AuthError):
-    """The server's TLS certificate is not trusted: retrying cannot help, so it is not."""
+REPORT_BYTES = 65536  # of a delivery report: enough for the original's headers
 
 
 @dataclass
@@ -167,24 +157,31 @@ class IMAPSession:
         return self.client
 
     # -- folders ------------------------------------------------------------
-    def resolve_folders(self) -> list[str]:
-        """Configured folders plus the Sent folder (SPECIAL-USE \\Sent, else 'Sent')."""
-        folders = list(self.account.folders)
-        sent = self.account.sent_folder or self.find_special("\\Sent", "Sent")
-        if sent and sent not in folders:
-            folders.append(sent)
+    def resolve_folders(self) -> dict[str, str | None]:
+        """The configured folders, then Sent and Drafts (configured, else found by their
+        SPECIAL-USE flag, else by name) with their role: ``{folder: None | sent | drafts}``."""
+        folders: dict[str, str | None] = dict.fromkeys(self.account.folders)
+        listing: list[tuple[tuple[str, ...], str]] | None = None
+        for role, configured, flag, fallback in (
+                ("sent", self.account.sent_folder, "\\Sent", "Sent"),
+                ("drafts", self.account.drafts_folder, "\\Drafts", "Drafts")):
+            if not configured and listing is None:
+                listing = self._list()
+            found = configured or _special(listing or [], flag, fallback)
+            if found:
+                folders[found] = role
         return folders
 
     def find_special(self, flag: str, fallback: str) -> str | None:
-        c = self._c()
+        """The folder with this SPECIAL-USE flag, else the one named ``fallback``, else None."""
+        return _special(self._list(), flag, fallback)
+
+    def _list(self) -> list[tuple[tuple[str, ...], str]]:
         try:
-            for flags, _delim, name in c.list_folders():
-                if flag.encode() in flags or flag in flags:
-                    return _text(name)
-            names = {_text(n).lower(): _text(n) for _f, _d, n in c.list_folders()}
+            return [(tuple(_text(f) for f in flags), _text(name))
+                    for flags, _delim, name in self._c().list_folders()]
         except (OSError, IMAPClientError) as exc:
             raise SyncError(f"LIST failed: {describe_error(exc)}") from None
-        return names.get(fallback.lower())
 
     def status(self, folder: str) -> FolderStatus:
         what = ["UIDNEXT", "UIDVALIDITY", "MESSAGES"]
@@ -317,6 +314,17 @@ class IMAPSession:
             log.debug("lean FETCH parser fell back to imapclient: %s", exc)
             return dict(parse_fetch_response(data, False, True))
 
+    def fetch_report(self, uids: Sequence[int]) -> dict[int, bytes]:
+        """The first ``REPORT_BYTES`` of whole messages (headers and MIME parts): for the
+        few that look like delivery reports, which name our message further down."""
+        item = f"BODY.PEEK[]<0.{REPORT_BYTES}>"
+        out: dict[int, bytes] = {}
+        for uid, data in self._c().fetch(list(uids), [item]).items():
+            for key, value in data.items():
+                if key.startswith(b"BODY[]") and isinstance(value, bytes):
+                    out[uid] = value
+        return out
+
     # -- writing (drafts, sent copies) ------------------------------------------
     def append(self, folder: str, raw: bytes, flags: Sequence[str] = (),
                when: dt.datetime | None = None) -> None:
@@ -324,6 +332,15 @@ class IMAPSession:
             self._c().append(folder, raw, flags=tuple(flags), msg_time=when)
         except IMAPClientError as exc:
             raise SyncError(f"APPEND to {folder!r} failed: {describe_error(exc)}") from None
+
+
+def _special(listing: list[tuple[tuple[str, ...], str]], flag: str,
+             fallback: str) -> str | None:
+    for flags, name in listing:
+        if flag in flags:
+            return name
+    names = {name.lower(): name for _flags, name in listing}
+    return names.get(fallback.lower())
 
 
 def _status(info: dict[bytes, Any]) -> FolderStatus:

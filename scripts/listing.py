@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
+from .collisions import teammate_drafts
 from .store import iso, loads, query_rows, resolve_thread_id
 from .triage import open_sql
 
@@ -32,10 +33,17 @@ def thread_tags(db: sqlite_utils.Database, ids: Sequence[int]) -> dict[int, list
     return tags
 
 
+def draft_authors(db: sqlite_utils.Database, ids: Sequence[int]) -> dict[int, list[str]]:
+    """Who has a draft in a Drafts folder for each thread (not ones ``reply --draft`` saved)."""
+    return {tid: sorted({d.from_addr or "someone" for d in drafts})
+            for tid, drafts in teammate_drafts(db, ids).items()}
+
+
 def thread_message_ids(db: sqlite_utils.Database, ids: Sequence[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = defaultdict(list)
     for tid, mid in query_rows(db, "SELECT thread_id, message_id FROM messages "
-                                   "WHERE thread_id IN ({in}) ORDER BY arrived_at, id", ids):
+                                   "WHERE thread_id IN ({in}) AND draft = 0 "
+                                   "ORDER BY arrived_at, id", ids):
         out[tid].append(mid)
     return out
 
@@ -47,7 +55,7 @@ def thread_messages(db: sqlite_utils.Database, thread_id: int) -> list[dict[str,
 
 
 def thread_dict(row: dict[str, Any], tags: list[str], message_ids: list[str],
-                now: dt.datetime) -> dict[str, Any]:
+                now: dt.datetime, draft_by: Sequence[str] = ()) -> dict[str, Any]:
     state = _effective_state(row.get("state"), row.get("snoozed_until"), now)
     return {
         "id": row["id"],
@@ -65,6 +73,7 @@ def thread_dict(row: dict[str, Any], tags: list[str], message_ids: list[str],
         "waiting_since": row["waiting_since"] if state in ("open", "snoozed") else None,
         "last_sender": row["last_sender"],
         "message_ids": message_ids,
+        "draft_by": list(draft_by),  # teammates with a draft for it in Drafts
     }
 
 
@@ -108,7 +117,9 @@ def list_threads(
     ids = [r["id"] for r in rows]
     tag_map = thread_tags(db, ids)
     mids = thread_message_ids(db, ids)
-    return [thread_dict(r, tag_map.get(r["id"], []), mids.get(r["id"], []), now) for r in rows]
+    drafts = draft_authors(db, ids)
+    return [thread_dict(r, tag_map.get(r["id"], []), mids.get(r["id"], []), now,
+                        drafts.get(r["id"], ())) for r in rows]
 
 
 def thread_detail(db: sqlite_utils.Database, ref: str | int,
@@ -122,7 +133,8 @@ def thread_detail(db: sqlite_utils.Database, ref: str | int,
     if not rows:
         return None
     out = thread_dict(rows[0], thread_tags(db, [tid]).get(tid, []),
-                      thread_message_ids(db, [tid]).get(tid, []), now)
+                      thread_message_ids(db, [tid]).get(tid, []), now,
+                      draft_authors(db, [tid]).get(tid, ()))
     out["auto_signals"] = loads(rows[0]["auto_signals"])
     where: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in db.query("SELECT l.* FROM locations l JOIN messages m ON m.id = l.message "
@@ -133,6 +145,7 @@ def thread_detail(db: sqlite_utils.Database, ref: str | int,
     for r in db.query("SELECT h.message, h.rule FROM rule_hits h JOIN messages m "
                       "ON m.id = h.message WHERE m.thread_id = ?", [tid]):
         hits[r["message"]].append(r["rule"])
+    messages = thread_messages(db, tid)
     out["messages"] = [
         {
             "id": m["message_id"],
@@ -150,16 +163,30 @@ def thread_detail(db: sqlite_utils.Database, ref: str | int,
             "rules": hits.get(m["id"], []),
             "parse_error": m["parse_error"],
         }
-        for m in thread_messages(db, tid)
+        for m in messages if not m["draft"]
+    ]
+    ours = {r["message_id"] for r in db.query(
+        "SELECT message_id FROM outbox WHERE thread_id = ? AND kind = 'draft'", [tid])}
+    out["drafts"] = [
+        {"from": m["from_addr"], "from_name": m["from_name"], "date": m["date"] or m["arrived_at"],
+         "subject": m["subject"], "ours": m["message_id"] in ours,
+         "folders": [loc["folder"] for loc in where.get(m["id"], [])]}
+        for m in messages if m["draft"] and where.get(m["id"])
     ]
     out["history"] = [
         {"at": h["at"], "field": h["field"], "old": h["old"], "new": h["new"],
          "cause": h["cause"]}
         for h in db.query("SELECT * FROM history WHERE thread_id = ? ORDER BY at, id", [tid])
     ]
-    out["replies"] = [
-        {k: r[k] for k in ("template", "message_id", "mode", "holding", "at")}
-        for r in db.query("SELECT * FROM replies WHERE thread_id = ? ORDER BY at", [tid])
+    out["outbox"] = [
+        {**{k: r[k] for k in ("id", "kind", "template", "message_id", "to_addr", "state",
+                              "error", "created_at", "settled_at", "sent_copy", "resolved_at")},
+         "cc": loads(r["cc_addrs"]), "holding": bool(r["holding"]), "auto": bool(r["auto"])}
+        for r in db.query("SELECT * FROM outbox WHERE thread_id = ? ORDER BY id", [tid])
+    ]
+    out["bounces"] = [
+        {k: r[k] for k in ("recipient", "status", "diagnostic", "original_id", "at")}
+        for r in db.query("SELECT * FROM bounces WHERE thread_id = ? ORDER BY at", [tid])
     ]
     return out
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from .config import AccountConfig
-from .imap import Fetched, FolderStatus, SyncError
+from .imap import REPORT_BYTES, Fetched, FolderStatus, SyncError
 
 MAILDIR_FLAGS = {"S": "\\Seen", "R": "\\Answered", "F": "\\Flagged", "T": "\\Deleted",
                  "D": "\\Draft"}
@@ -67,12 +67,14 @@ class LocalSession:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def resolve_folders(self) -> list[str]:
-        folders = list(self.account.folders)
+    def resolve_folders(self) -> dict[str, str | None]:
+        folders: dict[str, str | None] = dict.fromkeys(self.account.folders)
         if self.account.source == "maildir":
-            sent = self.account.sent_folder or ("Sent" if self._folder_dir("Sent") else None)
-            if sent and sent not in folders:
-                folders.append(sent)
+            for role, configured, name in (("sent", self.account.sent_folder, "Sent"),
+                                           ("drafts", self.account.drafts_folder, "Drafts")):
+                found = configured or (name if self._folder_dir(name) else None)
+                if found:
+                    folders[found] = role
         return folders
 
     def _folder_dir(self, folder: str) -> Path | None:
@@ -141,6 +143,19 @@ class LocalSession:
                                flags=_maildir_flags(info), size=len(raw),
                                # file times change on copy; the Date header does not
                                internal_date=None))
+        return out
+
+    def fetch_report(self, uids: Sequence[int]) -> dict[int, bytes]:
+        out = {}
+        for uid in uids:
+            where, _info = self._files.get(uid, (None, ""))
+            try:
+                if isinstance(where, Path):
+                    out[uid] = where.read_bytes()[:REPORT_BYTES * 2]
+                elif where is not None and self._mbox is not None:
+                    out[uid] = self._mbox.get_bytes(where)[:REPORT_BYTES * 2]  # type: ignore[arg-type]
+            except OSError:
+                continue
         return out
 
     def append(self, folder: str, raw: bytes, flags: Sequence[str] = (),

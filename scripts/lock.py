@@ -15,9 +15,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-
-class Busy(Exception):
-    """Another process holds the lock."""
+from .errors import Busy
 
 
 def lock_path(db_path: Path | str) -> Path:

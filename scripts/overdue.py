@@ -10,7 +10,13 @@ Two reasons put a thread on the list (README, "What the tool decides"):
   a template with ``holding: true``, or the thread was tagged ``acked`` after it)
   and ``sla.followup_after`` of wall-clock time passed with nothing from us since.
 
-Two queries, whatever the number of threads.
+* ``delivery_unknown`` / ``delivery_failed``: a reply of ours whose delivery is unknown, or
+  that the server refused for good, and nothing has settled since (outbox.py);
+* ``bounced``: a delivery report says our mail to the thread did not arrive, and nobody has
+  written to the thread or set its state by hand since.
+
+These last three are listed at any threshold: they wait for a person, not for a clock.
+A fixed number of queries, whatever the number of threads.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from typing import Any
 
 import sqlite_utils
 
+from . import bounces
 from .config import Config, SLAConfig
-from .listing import thread_message_ids, thread_tags
+from .listing import draft_authors, thread_message_ids, thread_tags
+from .outbox import needs_a_person_sql
 from .sla import Clock
 from .store import iso, parse_iso
 from .triage import open_sql
@@ -34,6 +42,23 @@ def threshold_for(sla: SLAConfig, tags: Sequence[str], priority: str | None,
         return override
     matches = [sla.overrides[k] for k in [*tags, priority or ""] if k in sla.overrides]
     return min(matches) if matches else sla.default
+
+
+def _attention(db: sqlite_utils.Database, columns: str) -> list[dict[str, Any]]:
+    """Threads waiting for a person: unknown or refused replies, and bounces of our mail."""
+    rows = list(db.query(
+        f"SELECT {columns}, o.created_at AS since, o.error AS detail, "
+        "CASE o.state WHEN 'unknown' THEN 'delivery_unknown' ELSE 'delivery_failed' END "
+        "AS reason FROM outbox o JOIN threads t ON t.id = o.thread_id "
+        f"JOIN thread_state s ON s.thread_id = t.id WHERE {needs_a_person_sql()}"))
+    rows += db.query(
+        f"SELECT {columns}, MIN(b.at) AS since, 'bounced' AS reason, "
+        "group_concat(b.recipient || ': ' || COALESCE(b.status, '') || ' ' "
+        "  || COALESCE(b.diagnostic, ''), '; ') AS detail "
+        "FROM bounces b JOIN threads t ON t.id = b.thread_id "
+        "JOIN thread_state s ON s.thread_id = t.id "
+        f"WHERE {bounces.OPEN_SQL} GROUP BY t.id")
+    return rows
 
 
 def overdue(
@@ -63,16 +88,19 @@ def overdue(
         "JOIN thread_state s ON s.thread_id = t.id "
         "WHERE s.state = 'waiting' AND t.last_sender = 'us' AND t.last_team_at <= ? AND ("
         f" t.last_team_template IN ({marks})"
-        " OR EXISTS (SELECT 1 FROM replies r WHERE r.thread_id = t.id AND r.holding = 1"
+        " OR EXISTS (SELECT 1 FROM outbox r WHERE r.thread_id = t.id AND r.holding = 1"
+        "   AND r.kind = 'reply' AND r.state = 'sent' AND r.auto = 0"
         "   AND r.message_id = t.last_team_message_id)"
         " OR EXISTS (SELECT 1 FROM tags g WHERE g.thread_id = t.id AND g.tag = 'acked'"
         "   AND g.added_at >= t.last_team_at))",
         [iso(now - config.sla.followup_after), *holding]))
-    ids = [r["id"] for r in open_rows + follow_rows]
+    attention_rows = _attention(db, columns)
+    ids = [r["id"] for r in open_rows + follow_rows + attention_rows]
     tag_map = thread_tags(db, ids)  # thresholds and filters need them
     # Message-IDs are read only for the threads that end up on the list.
     items = []
-    for reason, rows in (("unanswered", open_rows), ("followup", follow_rows)):
+    for reason, rows in (("unanswered", open_rows), ("followup", follow_rows),
+                         ("attention", attention_rows)):
         for r in rows:
             ttags = tag_map.get(r["id"], [])
             if any(t not in ttags for t in tags):
@@ -80,7 +108,11 @@ def overdue(
             shown_state = "open" if r["state"] == "snoozed" else r["state"]
             if state and shown_state != state:
                 continue
-            if reason == "unanswered":
+            if reason == "attention":
+                reason = r["reason"]
+                since = parse_iso(r["since"])
+                due = since or now
+            elif reason == "unanswered":
                 since = parse_iso(r["waiting_since"])
                 limit = threshold_for(config.sla, ttags, r["priority"], threshold)
                 due = clock.add(since, limit) if since else now
@@ -106,9 +138,14 @@ def overdue(
                 "priority": r["priority"],
                 "tags": ttags,
                 "message_ids": [],
+                "detail": r.get("detail"),
+                "draft_by": [],
             })
-    mids = thread_message_ids(db, [i["thread_id"] for i in items])
+    listed = [i["thread_id"] for i in items]
+    mids = thread_message_ids(db, listed)
+    drafts = draft_authors(db, listed)
     for item in items:
         item["message_ids"] = mids.get(item["thread_id"], [])
+        item["draft_by"] = drafts.get(item["thread_id"], [])
     items.sort(key=lambda i: (i["waiting_since"], i["thread_id"]))
     return items

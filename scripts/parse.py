@@ -22,6 +22,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -48,6 +49,7 @@ __all__ = [
     "ParsedMessage",
     "clean_text",
     "display_id",
+    "is_forward_subject",
     "is_reply_subject",
     "normalize_subject",
     "parse_address_list",
@@ -81,6 +83,8 @@ HEADER_FIELDS: tuple[str, ...] = (
     "X-Loop",
     "X-Failed-Recipients",
     "X-Mailtriage-Template",
+    "X-Microsoft-Original-Message-ID",
+    "Authentication-Results",
 )
 """Header fields the IMAP sync fetches; the parser reads nothing else."""
 
@@ -154,13 +158,21 @@ class ParsedMessage:
     parse_error: str | None = None
     key: str = ""
     is_report: bool = False
-    x_loop: list[str] = field(default_factory=list)  # raw X-Loop values, for loop protection
+    x_loop: list[str] = field(default_factory=list)  # addresses in X-Loop: loop protection
+    original_id: str | None = None  # X-Microsoft-Original-Message-ID: ours, if Microsoft rewrote
+    auth_passes: list[list[str]] = field(default_factory=list)  # senders.parse_auth_results
     template: str | None = None  # X-Mailtriage-Template: the reply template we sent it from
 
     @property
     def display_id(self) -> str:
         """Message-ID, or the synthetic id when the message has none."""
         return display_id(self)
+
+    @property
+    def may_be_bounce(self) -> bool:
+        """Whether it may be a delivery report: then sync reads more of it (bounces.py)."""
+        return bool(BOUNCE_SIGNALS.intersection(self.auto_signals)) \
+            or _BOUNCE_SUBJECT_RE.match(self.subject) is not None
 
 
 def display_id(msg: ParsedMessage) -> str:
@@ -211,7 +223,9 @@ def _sha1(data: bytes) -> str:
 # --------------------------------------------------------------------------- subjects
 
 _REPLY_WORDS = r"re|aw|sv|vs|antw|antwort|odp|r[ée]f|rif|res"
-_FORWARD_WORDS = r"fwd?|wg|tr"
+# Fwd/FW (en), WG (de), TR (fr), RV (es), ENC (pt), I/Inoltro (it), Doorst (nl), VB (sv),
+# VS (da, no), VL (fi), PD (pl), Továbbítás (hu)
+_FORWARD_WORDS = r"fwd?|wg|tr|rv|enc|inoltro|doorst|vb|vs|vl|pd|továbbítás|tov"
 _COUNTER = r"(?:\s*(?:\[\d+\]|\(\d+\)))?"
 _REPLY_PREFIX = rf"(?:{_REPLY_WORDS}){_COUNTER}\s*:"
 _ANY_PREFIX = rf"(?:{_REPLY_WORDS}|{_FORWARD_WORDS}){_COUNTER}\s*:"
@@ -220,6 +234,21 @@ _LEADING_JUNK_RE = re.compile(rf"^(?:\s*(?:{_ANY_PREFIX}|{_TAG}))+\s*", re.IGNOR
 _IS_REPLY_RE = re.compile(rf"^\s*(?:{_TAG}\s*)*{_REPLY_PREFIX}", re.IGNORECASE)
 _LEADING_REPLY_OR_TAG_RE = re.compile(rf"^(?:\s*(?:{_REPLY_PREFIX}|{_TAG}))+", re.IGNORECASE)
 _REPLY_PREFIX_RE = re.compile(rf"\s*{_REPLY_PREFIX}", re.IGNORECASE)
+_IS_FORWARD_RE = re.compile(rf"^\s*(?:{_TAG}\s*)*(?:{_FORWARD_WORDS}){_COUNTER}\s*:",
+                            re.IGNORECASE)
+# Out-of-office and other auto-replies that carry none of the RFC 3834 headers.
+_AUTO_REPLY_SUBJECT_RE = re.compile(
+    r"^\s*(?:automatic reply|auto(?:matic)?[- ]?(?:reply|response|antwort)|auto\s*:"
+    r"|out of (?:the )?office|abwesenheitsnotiz|automatische antwort|r[ée]ponse automatique"
+    r"|risposta automatica|respuesta autom[áa]tica|resposta autom[áa]tica"
+    r"|automatisch antwoord|autosvar|automatisk svar|automaattinen vastaus"
+    r"|odpowied[źz] automatyczna|fuera de la oficina|absence du bureau|ausser haus)",
+    re.IGNORECASE)
+_BOUNCE_SUBJECT_RE = re.compile(
+    r"^\s*(?:undeliver(?:ed|able)|delivery (?:status notification|failure|has failed)"
+    r"|mail delivery (?:failed|failure|subsystem)|returned mail|failure notice"
+    r"|non[- ]?remis|unzustellbar|nicht zustellbar)", re.IGNORECASE)
+BOUNCE_SIGNALS = frozenset({"report", "mailer-daemon", "postmaster", "x-failed-recipients"})
 
 
 def normalize_subject(subject: str) -> str:
@@ -237,6 +266,11 @@ def normalize_subject(subject: str) -> str:
 def is_reply_subject(subject: str) -> bool:
     """True for "Re: ..." (and AW/SV/VS/Antw/Odp/Réf...), also after leading [tags]; not Fwd."""
     return bool(subject) and _IS_REPLY_RE.match(subject) is not None
+
+
+def is_forward_subject(subject: str) -> bool:
+    """True for "Fwd: ..." and the other forward prefixes (FW, WG, TR, RV, Doorst, ...)."""
+    return bool(subject) and _IS_FORWARD_RE.match(subject) is not None
 
 
 def reply_subject(subject: str) -> str:
@@ -596,7 +630,8 @@ _COMMENT_RE = re.compile(r"\([^()]*\)")
 _TOKEN_JUNK_RE = re.compile(r"[^a-z0-9._-]")
 
 
-def _signals(first: dict[str, str], from_addr: str | None, is_report: bool) -> list[str]:
+def _signals(first: dict[str, str], from_addr: str | None, is_report: bool,
+             subject: str) -> list[str]:
     sig: list[str] = []
     auto = first.get("auto-submitted")
     if auto is not None:
@@ -622,7 +657,42 @@ def _signals(first: dict[str, str], from_addr: str | None, is_report: bool) -> l
             sig.append(local)
     if is_report:
         sig.append("report")
+    if _AUTO_REPLY_SUBJECT_RE.match(subject):
+        sig.append("subject:auto-reply")
     return sig
+
+
+_AR_COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")
+_METHOD = re.compile(r"^\s*(dkim|spf)\s*=\s*([a-z]+)\b(.*)$", re.IGNORECASE | re.DOTALL)
+_PROPERTY = re.compile(r"\b(header\.d|header\.i|smtp\.mailfrom)\s*=\s*\"?([^\s;\"]+)",
+                       re.IGNORECASE)
+
+
+def parse_auth_results(values: Iterable[str]) -> list[list[str]]:
+    """``[authserv-id, method, domain]`` for every dkim/spf result that passed (RFC 8601).
+
+    Only passes are kept: nothing else can make mail ours.  The authserv-id says which
+    server wrote the header; anyone can write one, so the caller trusts only its own.
+    """
+    passes: list[list[str]] = []
+    for raw in values:
+        text = _AR_COMMENT.sub(" ", decode_header(raw))
+        serv, *results = text.split(";")
+        words = serv.split()
+        if not words:
+            continue
+        authserv = words[0].lower()
+        for result in results:
+            m = _METHOD.match(result)
+            if not m or m.group(2).lower() != "pass":
+                continue
+            for _name, value in _PROPERTY.findall(m.group(3)):
+                domain = value.rpartition("@")[2].lower().strip(".")
+                if domain:
+                    passes.append([authserv, m.group(1).lower(), domain])
+                    break
+    return passes
+
 
 
 def _synthetic_id(hdr: Message | None, header_bytes: bytes, body: bytes | None) -> str:
@@ -751,10 +821,12 @@ def _parse(header_bytes: bytes, body: bytes | None, errors: list[str]) -> Parsed
             and "report" in ctype.lower()
             and hdr.get_content_type() == "multipart/report"
         )
-        out.auto_signals = _signals(first, out.from_addr, out.is_report)
-        if "x-loop" in every:
-            out.x_loop = [decode_header(v) for v in every["x-loop"]]
+        out.auto_signals = _signals(first, out.from_addr, out.is_report, out.subject)
+        out.x_loop = [a for v in every.get("x-loop", ()) for a in addresses.addresses(v)]
         out.template = decode_header(first.get("x-mailtriage-template")).strip() or None
+        original = _msgids(first.get("x-microsoft-original-message-id", ""))
+        out.original_id = original[0] if original and original[0] != out.message_id else None
+        out.auth_passes = parse_auth_results(every.get("authentication-results", ()))
     except Exception as exc:
         _record(errors, "signals", exc)
 

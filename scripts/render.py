@@ -15,6 +15,8 @@ them, and a reply that says "Hi ," must fail before it is sent.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -22,15 +24,12 @@ from typing import Any
 
 import jinja2
 import yaml
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from .config import Config
+from .errors import TemplateProblem
 
 FRONT = "---"
-
-
-class TemplateProblem(Exception):
-    """A template is missing, malformed or fails to render."""
 
 
 def builtin_dir() -> Path:
@@ -61,6 +60,43 @@ def environment(config: Config | None, autoescape: bool = False) -> jinja2.Envir
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
     )
     return env
+
+
+@contextlib.contextmanager
+def template_errors(name: str) -> Iterator[None]:
+    """Every problem a template can have, as one TemplateProblem naming it: a broken reply
+    or report template is one line everywhere, never a Jinja traceback."""
+    try:
+        yield
+    except TemplateProblem:
+        raise
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateProblem(f"{exc.name or name}: syntax error: {exc.message} "
+                              f"(line {exc.lineno})") from None
+    except SecurityError as exc:
+        raise TemplateProblem(f"{name}: not allowed in a template: {exc}") from None
+    except jinja2.UndefinedError as exc:
+        raise TemplateProblem(f"{name}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateProblem(f"{name}: includes {exc.name!r}, which is not a template in the "
+                              "template folders") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateProblem(f"{name}: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise TemplateProblem(f"{name}: {exc.__class__.__name__}: {exc}") from None
+
+
+def render_string(env: jinja2.Environment, source: str, context: Mapping[str, Any],
+                  name: str) -> str:
+    """Render one template's text in ``env``."""
+    with template_errors(name):
+        return env.from_string(source).render(**context)
+
+
+def render_file(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:
+    """Render a template found by name in ``env``'s folders (the report's)."""
+    with template_errors(name):
+        return env.get_template(name).render(**context)
 
 
 @dataclass

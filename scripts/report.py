@@ -30,7 +30,7 @@ import sqlite_utils
 from .config import Config, ConfigError
 from .display import safe
 from .overdue import overdue
-from .render import environment, holding_templates
+from .render import environment, holding_templates, render_file
 from .sla import format_duration
 from .store import iso, parse_iso
 from .triage import open_sql
@@ -45,6 +45,7 @@ BUCKETS: tuple[tuple[str, dt.timedelta, dt.timedelta | None], ...] = (
     ("1–3d", dt.timedelta(hours=24), dt.timedelta(days=3)),
     (">3d", dt.timedelta(days=3), None),
 )
+ATTENTION_REASONS = ("delivery_unknown", "delivery_failed", "bounced")
 RESPONSE_WINDOW = dt.timedelta(days=7)
 LIST_CAP = 50  # new/answered threads listed (the counts are always complete)
 OVERDUE_CAP = 200  # threads listed per section of the report
@@ -76,6 +77,7 @@ def build_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
     items = overdue(db, config, now, holding_templates=holding_templates(config))
     unanswered = [i for i in items if i["reason"] == "unanswered"]
     followups = [i for i in items if i["reason"] == "followup"]
+    attention = [i for i in items if i["reason"] in ATTENTION_REASONS]
 
     # 1. open threads: total, backlog by age, tags
     open_rows = list(db.query(
@@ -110,13 +112,13 @@ def build_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
     answered_rows = list(db.query(
         "SELECT t.id, t.subject, t.customer, t.customer_name, s.state, "
         " MAX(COALESCE(CASE WHEN t.last_team_at >= :since THEN t.last_team_at END, ''),"
-        "     COALESCE((SELECT MAX(r.at) FROM replies r WHERE r.thread_id = t.id "
-        "       AND r.mode = 'send' AND COALESCE(r.auto, 0) = 0 AND r.at >= :since), ''))"
-        "   AS answered_at "
+        "     COALESCE((SELECT MAX(r.settled_at) FROM outbox r WHERE r.thread_id = t.id "
+        "       AND r.kind = 'reply' AND r.state = 'sent' AND r.auto = 0 "
+        "       AND r.settled_at >= :since), '')) AS answered_at "
         "FROM threads t LEFT JOIN thread_state s ON s.thread_id = t.id "
-        "WHERE t.last_team_at >= :since OR EXISTS (SELECT 1 FROM replies r "
-        " WHERE r.thread_id = t.id AND r.mode = 'send' AND COALESCE(r.auto, 0) = 0 "
-        " AND r.at >= :since) ORDER BY answered_at, t.id", p))
+        "WHERE t.last_team_at >= :since OR EXISTS (SELECT 1 FROM outbox r "
+        " WHERE r.thread_id = t.id AND r.kind = 'reply' AND r.state = 'sent' AND r.auto = 0 "
+        " AND r.settled_at >= :since) ORDER BY answered_at, t.id", p))
 
     # 3. first-response times: threads whose first customer message is in the last 7 days
     p["window"] = iso(now - RESPONSE_WINDOW)
@@ -192,12 +194,16 @@ def build_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
         "since": iso(since),
         "timezone": config.report.timezone,
         "headline": {
-            "waiting_too_long": len(items),
+            "waiting_too_long": len(unanswered) + len(followups),
             "overdue": len(unanswered),
             "followup": len(followups),
+            "attention": len(attention),
             "open": len(open_rows),
             "all_clear": not items,
         },
+        # Replies whose delivery is unknown or was refused, and bounces: for a person.
+        "attention": attention[:OVERDUE_CAP],
+        "attention_more": max(0, len(attention) - OVERDUE_CAP),
         # The oldest first, capped: a mail listing 27,000 threads helps nobody, and the
         # headline still counts them all.
         "overdue": unanswered[:OVERDUE_CAP],
@@ -237,7 +243,9 @@ def subject_for(config: Config, data: dict[str, Any]) -> str:
     n = data["headline"]["waiting_too_long"]
     if n:
         parts.append(f"{n} waiting too long")
-    elif not parts:
+    if data["headline"]["attention"]:
+        parts.append(f"{data['headline']['attention']} need a person")
+    if not parts:
         parts.append("all clear")
     return safe(f"{config.report.subject}: {', '.join(parts)}")
 
@@ -277,8 +285,8 @@ def render_report(config: Config, data: dict[str, Any]) -> tuple[str, str, str]:
     for name, autoescape in ((TEXT_TEMPLATE, False), (HTML_TEMPLATE, True)):
         env = environment(config, autoescape=autoescape)
         env.filters.update(_filters(config))
-        out.append(env.get_template(name).render(report=data, subject=subject,
-                                                 config_subject=config.report.subject))
+        out.append(render_file(env, name, {"report": data, "subject": subject,
+                                           "config_subject": config.report.subject}))
     return subject, out[0], out[1]
 
 

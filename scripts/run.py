@@ -4,7 +4,7 @@
    error is written to ``folders.last_error`` so the report shows it).
 2. Optional automatic acknowledgements (``auto_ack:``), only when every sync
    succeeded: acknowledging on stale data could answer a thread the team
-   already answered.
+   already answered.  Each thread is on its own (see :func:`auto_acknowledge`).
 3. The daily report, once per local day at ``report.at`` in ``report.timezone``.
    ``meta.last_report_for`` holds the local date of the last report sent; the
    latest due report slot is sent if it is newer, so a machine that was off for
@@ -25,13 +25,13 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from . import outbox, sending, smtp
 from . import report as report_mod
-from . import smtp
 from . import sync as sync_mod
-from .config import Config, ConfigError, ReportConfig
-from .imap import SyncError
+from .config import Config, ReportConfig
+from .errors import ConfigError, SendError, SyncError, TemplateProblem
 from .overdue import overdue
-from .render import TemplateProblem, holding_templates
+from .render import holding_templates
 from .store import get_meta, iso, set_meta
 from .triage import refresh
 
@@ -42,6 +42,7 @@ LAST_REPORT_KEY = "last_report_for"
 # over an old backlog must not mail hundreds of "we got your message" notes.
 ACK_WINDOW = dt.timedelta(days=3)
 MAX_CATCH_UP = dt.timedelta(days=7)  # the period a catch-up report covers, at most
+MAX_ACK_ATTEMPTS = 3  # acknowledgements that failed for a passing reason, then no more
 
 
 @dataclass
@@ -49,15 +50,16 @@ class RunResult:
     synced: list[sync_mod.SyncResult] = field(default_factory=list)
     acked: list[int] = field(default_factory=list)
     report_for: str | None = None  # local date of the report sent in this run
-    report_subject: str | None = None
     overdue: int = 0
     errors: list[str] = field(default_factory=list)  # run-time failures (exit 1)
+    problems: list[str] = field(default_factory=list)  # one thread's reply failed (exit 1)
     config_errors: list[str] = field(default_factory=list)  # configuration problems (exit 2)
     warnings: list[str] = field(default_factory=list)  # sent, but something minor went wrong
 
     @property
     def ok(self) -> bool:
         return not self.errors and not self.config_errors
+
 
 
 def report_slot(report: ReportConfig, now: dt.datetime, last_for: str | None) -> dt.date | None:
@@ -113,46 +115,73 @@ def sync_all(db: sqlite_utils.Database, config: Config, now: dt.datetime, result
 
 def ack_targets(db: sqlite_utils.Database, config: Config, now: dt.datetime,
                 window: dt.timedelta = ACK_WINDOW) -> list[int]:
-    """Open threads waiting longer than ``auto_ack.after`` and never acknowledged."""
+    """Open threads whose customer started waiting between ``ACK_WINDOW`` and
+    ``auto_ack.after`` ago and that were never acknowledged: not sent, being sent, of unknown
+    fate, refused for good or tried ``MAX_ACK_ATTEMPTS`` times; never mail in a loop."""
     ack = config.auto_ack
     if ack is None:
         return []
-    return [r[0] for r in db.execute(
+    ids = [r[0] for r in db.execute(
         "SELECT t.id FROM threads t JOIN thread_state s ON s.thread_id = t.id "
         "WHERE s.state = 'open' AND t.automated = 0 AND t.last_sender = 'customer' "
         "AND t.waiting_since IS NOT NULL AND t.waiting_since <= ? AND t.waiting_since >= ? "
-        "AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.thread_id = t.id "
-        "  AND r.template = ? AND r.mode = 'send') "
+        "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.thread_id = t.id AND o.kind = 'reply' "
+        "  AND o.template = ? AND (o.state IN ('sending', 'sent', 'unknown') "
+        "  OR (o.state = 'failed' AND o.permanent = 1))) "
+        "AND (SELECT COUNT(*) FROM outbox o WHERE o.thread_id = t.id AND o.template = ? "
+        "  AND o.state = 'failed') < ? "
         "AND COALESCE(t.last_team_template, '') != ? "
         "AND NOT EXISTS (SELECT 1 FROM tags g WHERE g.thread_id = t.id AND g.tag = 'automated') "
         "ORDER BY t.waiting_since, t.id",
-        [iso(now - ack.after), iso(now - window), ack.template, ack.template])]
+        [iso(now - ack.after), iso(now - window), ack.template, ack.template, MAX_ACK_ATTEMPTS,
+         ack.template])]
+    risky = sending.loop_risks(db, config, ids)
+    return [tid for tid in ids if tid not in risky]
+
+
+def _acked_recently(db: sqlite_utils.Database, address: str, since: dt.datetime) -> bool:
+    return db.execute(
+        "SELECT 1 FROM outbox WHERE auto = 1 AND kind = 'reply' AND to_addr = ? "
+        "AND created_at >= ? AND state IN ('sending', 'sent', 'unknown') LIMIT 1",
+        [address, iso(since)]).fetchone() is not None
 
 
 def auto_acknowledge(db: sqlite_utils.Database, config: Config, now: dt.datetime,
                      result: RunResult) -> None:
-    from . import reply
+    """Send ``auto_ack.template`` to each target thread.  Every thread is on its own: a bad
+    address, a refusal or a template error is recorded on that thread (and shown in the
+    report) and the others still get theirs; only an unreachable server stops the rest."""
+    from . import compose
 
     ack = config.auto_ack
     if ack is None:
         return
+    replies: list[compose.Reply] = []
     for tid in ack_targets(db, config, now):
         try:
-            msg = reply.render_reply(db, config, tid, ack.template, now, auto=True)
-        except TemplateProblem as exc:  # the same for every thread: stop
-            result.config_errors.append(f"auto_ack.template: {exc}")
-            return
-        except reply.ReplyError as exc:  # this thread only (e.g. nobody to answer)
-            result.warnings.append(f"auto_ack: {exc}")
+            reply = compose.render_reply(db, config, tid, ack.template, now, auto=True)
+        except (TemplateProblem, compose.ReplyError) as exc:
+            outbox.record_failure(db, None, tid, ack.template, str(exc), now, auto=True)
+            result.problems.append(f"auto_ack thread {tid}: not sent: {exc}")
             continue
-        try:
-            warning = reply.send_reply(db, config, msg, now)
-        except smtp.SendError as exc:  # the server is unwell: try again next run
-            result.errors.append(f"auto_ack thread {tid}: {exc}")
-            return
-        result.acked.append(tid)
-        if warning:
-            result.warnings.append(warning)
+        # one acknowledgement per address per auto_ack.per_sender, however it is threaded
+        if reply.to_addr not in {r.to_addr for r in replies} \
+                and not _acked_recently(db, reply.to_addr, now - ack.per_sender):
+            replies.append(reply)
+    if not replies:
+        return
+    for done in sending.send_replies(db, config, replies, now, look=False):
+        if done.sent:
+            result.acked.append(done.thread_id)
+            if done.outcome and done.outcome.warning:
+                result.warnings.append(done.outcome.warning)
+        elif done.outcome is None:  # a teammate's draft, an earlier unknown, a down server
+            continue
+        elif done.outcome.connection:  # the server is unwell: the next run tries again
+            result.errors.append(f"auto_ack: {done.outcome.error}")
+        else:
+            result.problems.append(f"auto_ack thread {done.thread_id}: {done.outcome.state}: "
+                                   f"{done.outcome.error}")
 
 
 def send_daily_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
@@ -175,16 +204,12 @@ def send_daily_report(db: sqlite_utils.Database, config: Config, now: dt.datetim
     except ConfigError as exc:
         result.config_errors.append(str(exc))
         return
-    except TemplateProblem as exc:
-        result.config_errors.append(f"report template: {exc}")
-        return
-    except smtp.SendError as exc:  # not marked as sent: the next run tries again
+    except (TemplateProblem, SendError) as exc:  # not marked as sent: the next run tries again
         result.errors.append(f"report: {exc}")
         return
     with db.atomic():
         set_meta(db, LAST_REPORT_KEY, slot.isoformat())
     result.report_for = slot.isoformat()
-    result.report_subject = str(msg["Subject"])
 
 
 def run(
@@ -202,6 +227,7 @@ def run(
     sync_all(db, config, now, result, sync_fn=sync_fn)
     if auto_ack and config.auto_ack is not None:
         if result.ok:
+            outbox.settle_interrupted(db, now)
             auto_acknowledge(db, config, now, result)
         else:
             log.info("auto_ack skipped: the sync failed")

@@ -1,7 +1,7 @@
 """The SQLite store: opening it safely, its schema (migrations) and its shape.
 
 Server facts (``messages``, ``locations``, ``folders``) are rewritten by every
-sync; our decisions (``thread_state``, ``tags``, ``history``, ``replies``) live in
+sync; our decisions and deeds (``thread_state``, ``tags``, ``history``, ``outbox``) live in
 their own tables and are never overwritten by a re-sync.  Threads are derived
 rows that sync keeps up to date, marked ``dirty`` in the same transaction that
 changes their messages, so a killed sync leaves nothing half-computed.
@@ -9,6 +9,7 @@ changes their messages, so a killed sync leaves nothing half-computed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -20,14 +21,12 @@ from typing import Any, overload
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from .errors import StoreError
+
 migrations = Migrations("mailtriage")
 
 # Keep IN (...) lists well under SQLite's variable limit.
 CHUNK = 500
-
-
-class StoreError(Exception):
-    """The database cannot be opened or written (read-only, disk full, corrupt)."""
 
 
 @migrations()
@@ -178,6 +177,63 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db.table("meta").create({"key": str, "value": str}, pk="key")
 
 
+@migrations()
+def m002_outbox_and_bounces(db: sqlite_utils.Database) -> None:
+    """What we send, recorded before it is sent; bounces of it; what a sender proved."""
+    db.table("outbox").create(
+        {
+            "id": int,
+            "thread_id": int,
+            "kind": str,  # reply | draft
+            "template": str,
+            "message_id": str,  # ours, fixed before the SMTP transaction
+            "to_addr": str,
+            "cc_addrs": str,  # JSON list
+            "subject": str,
+            "holding": int,
+            "auto": int,
+            "state": str,  # sending | sent | failed | unknown | drafted
+            "error": str,  # the server's answer or why it was not sent
+            "permanent": int,  # a failure a retry cannot fix (5xx, invalid address)
+            "created_at": str,
+            "settled_at": str,
+            "pid": int,  # the process sending it, while state is sending
+            "sent_copy": str,  # appended | provider | off | failed | pending
+            "resolved_at": str,  # a person settled an unknown or failed row
+        },
+        pk="id",
+        foreign_keys=[("thread_id", "threads", "id")],
+    )
+    if "replies" in db.table_names():
+        db.execute(
+            "INSERT INTO outbox (thread_id, kind, template, message_id, to_addr, cc_addrs, "
+            "subject, holding, auto, state, created_at, settled_at, sent_copy) "
+            "SELECT thread_id, CASE mode WHEN 'draft' THEN 'draft' ELSE 'reply' END, template, "
+            "message_id, to_addr, '[]', subject, holding, auto, "
+            "CASE mode WHEN 'draft' THEN 'drafted' ELSE 'sent' END, at, at, 'appended' "
+            "FROM replies")
+        db.table("replies").drop()
+    db.table("bounces").create(
+        {
+            "message": int,  # the delivery report
+            "recipient": str,
+            "thread_id": int,  # the thread of our message that bounced
+            "original_id": str,
+            "status": str,
+            "diagnostic": str,
+            "at": str,
+        },
+        pk=("message", "recipient"),
+        foreign_keys=[("message", "messages", "id"), ("thread_id", "threads", "id")],
+    )
+    messages = db.table("messages")
+    for column in ("reply_to_name", "x_loop", "original_id", "auth_results", "dsn"):
+        messages.add_column(column, str)
+    for column in ("from_sent", "draft"):
+        messages.add_column(column, int, not_null_default=0)
+    db.table("folders").add_column("role", str)
+
+
 def ensure_shape(db: sqlite_utils.Database) -> None:
     """Indexes and views: idempotent, run after migrations on every open."""
     indexes = [
@@ -195,7 +251,9 @@ def ensure_shape(db: sqlite_utils.Database) -> None:
         ("thread_state", ["state"], False),
         ("tags", ["tag"], False),
         ("history", ["thread_id", "at"], False),
-        ("replies", ["thread_id", "template"], False),
+        ("outbox", ["thread_id", "template"], False),
+        ("outbox", ["message_id"], False),
+        ("bounces", ["thread_id"], False),
     ]
     for table, cols, unique in indexes:
         db.table(table).create_index(cols, unique=unique, if_not_exists=True)
@@ -204,6 +262,13 @@ def ensure_shape(db: sqlite_utils.Database) -> None:
     )
     db.execute(
         "CREATE INDEX IF NOT EXISTS idx_messages_untriaged ON messages(triaged) WHERE triaged = 0"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_outbox_open ON outbox(state) "
+        "WHERE state IN ('sending', 'unknown', 'failed')"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_messages_dsn ON messages(dsn) WHERE dsn = 'pending'"
     )
     db.execute(
         "CREATE INDEX IF NOT EXISTS idx_messages_quarantined ON messages(first_seen_at) "
@@ -244,6 +309,19 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
     except (sqlite3.Error, OSError) as exc:
         raise StoreError(f"{path}: cannot open the database: {exc}") from exc
     return db
+
+
+@contextlib.contextmanager
+def immediate(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """A write transaction that takes the write lock at once (``BEGIN IMMEDIATE``): what
+    it reads cannot change before it writes, so two processes cannot both claim a send."""
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.conn.commit()
 
 
 @overload

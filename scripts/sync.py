@@ -27,11 +27,13 @@ from typing import Any
 import sqlite_utils
 from imapclient.exceptions import IMAPClientError
 
-from . import parse, triage
+from . import outbox, parse, triage
+from .bounces import record_bounce
 from .config import AccountConfig, Config
+from .dsn import parse_delivery_report
 from .imap import AuthError, Fetched, IMAPSession, SyncError, describe_error
 from .local import LocalSession
-from .store import chunks, iso, query_in
+from .store import chunks, iso, query_in, query_rows
 from .threader import NewMessage, assign_threads, link_set
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class FolderResult:
     uidvalidity_changed: bool = False
     unchanged: bool = False
     parse_errors: int = 0
+    bounces: int = 0
 
 
 @dataclass
@@ -129,12 +132,12 @@ def sync(
             done = {f.folder for f in result.folders if f.account == account.name}
             try:
                 with session_factory(account, config) as session:
-                    for folder in session.resolve_folders():
+                    for folder, role in session.resolve_folders().items():
                         if folder in done:
                             continue
                         res = partial.setdefault(folder, FolderResult(account.name, folder))
                         sync_folder(db, config, session, account.name, folder, now,
-                                    full=full, progress=progress, res=res)
+                                    full=full, progress=progress, res=res, role=role)
                         result.folders.append(res)
                 break
             except AuthError:
@@ -176,8 +179,13 @@ def sync_folder(
     full: bool = False,
     progress: Progress | None = None,
     res: FolderResult | None = None,
+    role: str | None = None,
 ) -> FolderResult:
-    """Bring one folder level with the server; counts accumulate in ``res``."""
+    """Bring one folder level with the server; counts accumulate in ``res``.
+
+    ``role`` is ``sent`` or ``drafts`` for those folders: what is in Sent was sent by us,
+    what is only in Drafts was never sent and answers nothing.
+    """
     res = res or FolderResult(account, folder)
     row = _folder_row(db, account, folder)
     if row and not full and session.kind == "imap":
@@ -231,7 +239,8 @@ def sync_folder(
         progress(folder, 0, len(new_uids))
     for batch, parsed in prefetch(session, list(chunks(new_uids, batch_size))):
         with db.atomic():
-            n, errors = store_batch(db, config, account, folder, validity, parsed, now)
+            n, errors = store_batch(db, config, account, folder, validity, parsed, now,
+                                    role=role)
             _save_folder(db, account, folder, validity,
                          last_uid=max(batch) if session.kind == "imap" else 0)
         res.new += n
@@ -240,7 +249,11 @@ def sync_folder(
         if progress:
             progress(folder, done, len(new_uids))
 
-    # 3. expunges (and, after a UIDVALIDITY change, the old mapping)
+    # 3. delivery reports among the new mail: read more of them, find whose mail bounced
+    if role not in ("sent", "drafts"):
+        res.bounces = _read_reports(db, config, session, account, folder, validity)
+
+    # 4. expunges (and, after a UIDVALIDITY change, the old mapping)
     with db.atomic():
         # Rows of an older UIDVALIDITY are stale mappings, also after a killed re-map.
         db.execute(
@@ -269,7 +282,7 @@ def sync_folder(
             {"account": account, "folder": folder, "uidvalidity": validity,
              "last_uid": final_uid, "highestmodseq": info.highestmodseq,
              "uidnext": info.uidnext, "server_count": server_count,
-             "synced_at": iso(now), "last_error": None},
+             "synced_at": iso(now), "last_error": None, "role": role},
             pk=("account", "folder"),
         )
     return res
@@ -361,6 +374,27 @@ def prefetch(session: Session, batches: Sequence[Sequence[int]]
         parser.close()
 
 
+def _read_reports(db: sqlite_utils.Database, config: Config, session: Session, account: str,
+                  folder: str, validity: int) -> int:
+    """Messages stored as possible delivery reports (``dsn = 'pending'``) that are in this
+    folder: fetch more of each, and record the bounces of our own mail.  A report we cannot
+    read is marked done all the same: it stays an automated message, nothing more."""
+    pending = list(db.execute(
+        "SELECT l.uid, m.id FROM messages m JOIN locations l ON l.message = m.id "
+        "WHERE m.dsn = 'pending' AND l.account = ? AND l.folder = ? AND l.uidvalidity = ?",
+        [account, folder, validity]))
+    found = 0
+    for part in chunks(pending, 50):
+        raws = session.fetch_report([uid for uid, _m in part])
+        with db.atomic():
+            for uid, message in part:
+                report = parse_delivery_report(raws.get(uid, b""))
+                if report is not None:
+                    found += record_bounce(db, message, report, config.team)
+                db.execute("UPDATE messages SET dsn = 'done' WHERE id = ?", [message])
+    return found
+
+
 def _forget(db: sqlite_utils.Database, account: str, folder: str, validity: int,
             uids: Sequence[int]) -> int:
     """Drop the locations of expunged UIDs; their threads get recomputed. Returns how many."""
@@ -416,7 +450,7 @@ def _address_list(addresses: tuple[str, ...]) -> str:
 
 
 def message_row(p: parse.ParsedMessage, f: Fetched, now: dt.datetime,
-                seen_at: str | None = None) -> dict[str, Any]:
+                seen_at: str | None = None, role: str | None = None) -> dict[str, Any]:
     arrived = f.internal_date or p.date or now
     return {
         "key": p.key,
@@ -428,6 +462,7 @@ def message_row(p: parse.ParsedMessage, f: Fetched, now: dt.datetime,
         "to_addrs": _address_list(tuple(p.to)),
         "cc_addrs": _address_list(tuple(p.cc)),
         "reply_to": p.reply_to,
+        "reply_to_name": p.reply_to_name or None,
         "subject": p.subject,
         "subject_norm": parse.normalize_subject(p.subject),
         "date": iso(p.date),
@@ -441,10 +476,28 @@ def message_row(p: parse.ParsedMessage, f: Fetched, now: dt.datetime,
         "template": p.template,
         "first_seen_at": seen_at or iso(now),
         "triaged": 0,
+        "x_loop": json.dumps(p.x_loop) if p.x_loop else None,
+        "original_id": p.original_id,
+        "auth_results": json.dumps(p.auth_passes) if p.auth_passes else None,
+        "from_sent": int(role == "sent"),
+        "draft": int(role == "drafts"),
+        "dsn": "pending" if p.may_be_bounce and role not in ("sent", "drafts") else None,
     }
 
 
 Parsed = list[tuple[Fetched, parse.ParsedMessage]]
+
+
+def _seen_outside_drafts(db: sqlite_utils.Database, message_ids: Sequence[int],
+                         role: str | None) -> None:
+    """A stored message found in another folder: no longer a draft only; in Sent, ours."""
+    sent = int(role == "sent")
+    changed = list(query_rows(
+        db, "SELECT id, thread_id FROM messages WHERE id IN ({in}) "
+            "AND (draft = 1 OR from_sent < ?)", message_ids, [sent]))
+    db.conn.executemany("UPDATE messages SET draft = 0, from_sent = MAX(from_sent, ?) "
+                        "WHERE id = ?", [(sent, m) for m, _t in changed])
+    db.conn.executemany("UPDATE threads SET dirty = 1 WHERE id = ?", [(t,) for _m, t in changed])
 
 
 def parse_batch(fetched: Iterable[Fetched]) -> Parsed:
@@ -459,6 +512,7 @@ def store_batch(
     validity: int,
     parsed: Sequence[tuple[Fetched, parse.ParsedMessage]],
     now: dt.datetime,
+    role: str | None = None,
 ) -> tuple[int, int]:
     """Store one parsed batch (inside the caller's transaction); return (new, parse errors)."""
     seen_at = iso(now)
@@ -470,22 +524,26 @@ def store_batch(
     refs: list[tuple[int, str]] = []
     to_thread: list[NewMessage] = []
     errors = 0
+    known = set(ids.values())  # stored before: this is one more location of them
     for f, p in parsed:
         if p.key in ids:
             continue
         ids[p.key] = next_id
-        row = message_row(p, f, now, seen_at)
+        row = message_row(p, f, now, seen_at, role)
         row["id"] = next_id
         rows.append(row)
         if p.parse_error:
             errors += 1
         links = link_set(p.message_id, p.in_reply_to, p.references)
+        if p.original_id:  # the id we gave it, before Microsoft's SMTP rewrote it
+            links.add(p.original_id)
         refs.extend((next_id, link) for link in links)
         people = set(p.to) | set(p.cc) | ({p.from_addr} if p.from_addr else set())
         to_thread.append(NewMessage(
             id=next_id, links=links,
             has_reply_headers=bool(p.in_reply_to or p.references),
             reply_subject=parse.is_reply_subject(p.subject),
+            forward_subject=parse.is_forward_subject(p.subject), sender=p.from_addr,
             subject_norm=row["subject_norm"], participants=people,
             arrived_at=f.internal_date or p.date or now, gm_thrid=f.gm_thrid,
         ))
@@ -504,6 +562,11 @@ def store_batch(
         db.conn.executemany(
             "INSERT OR IGNORE INTO message_refs (message, ref, thread_id) VALUES (?, ?, ?)",
             [(mid, ref, thread_of[mid]) for mid, ref in refs])
+    if role == "sent" and rows:  # a provider files a copy only of mail it accepted
+        outbox.arrived_copies(db, [i for r in rows for i in (r["message_id"], r["original_id"])
+                                   if i], now)
+    if known and role != "drafts":
+        _seen_outside_drafts(db, [ids[p.key] for _f, p in parsed if ids[p.key] in known], role)
     db.conn.executemany(
         "INSERT OR REPLACE INTO locations (account, folder, uidvalidity, uid, message, flags, "
         "modseq, internal_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -11,7 +11,10 @@ The rule (README, "Threads"):
 3. A message with neither In-Reply-To nor References whose subject starts with a
    reply prefix ("Re:", "AW:", ...) joins the thread holding an earlier message
    with the same normalised subject, sent or received within the last
-   ``SUBJECT_WINDOW``, that shares at least one participant who is not the team.
+   ``SUBJECT_WINDOW``, that shares at least one participant who is not the team;
+   one with a forward prefix ("Fwd:", "WG:", ...) does when its sender (not the
+   team) is a participant of that earlier message: a customer resending.
+4. What we sent (the ``outbox``) joins the thread we sent it to by its Message-ID.
 
 Union-find over ids keeps it linear; a References cycle is just more unions, so
 no input can make it loop.
@@ -94,6 +97,8 @@ class NewMessage:
     arrived_at: dt.datetime | None
     gm_thrid: str | None = None
     thread_id: int | None = field(default=None)
+    forward_subject: bool = False  # "Fwd: ..." and the other forward prefixes
+    sender: str | None = None
 
 
 def assign_threads(
@@ -125,6 +130,11 @@ def assign_threads(
         all_links,
     ):
         uf.union(("r", ref), ("t", tid))
+    # What we sent joins the thread we sent it to, whatever its headers say: a reply to
+    # mail without a Message-ID has no In-Reply-To, yet its Sent copy is part of the thread.
+    for mid, tid in query_rows(
+        db, "SELECT message_id, thread_id FROM outbox WHERE message_id IN ({in})", all_links):
+        uf.union(("r", mid), ("t", tid))
     gm = {m.gm_thrid for m in new if m.gm_thrid}
     for row in query_in(db, "SELECT id, gm_thrid FROM threads WHERE gm_thrid IN ({in})", gm):
         uf.union(("g", row["gm_thrid"]), ("t", row["id"]))
@@ -170,7 +180,8 @@ def _link_by_subject(
 ) -> None:
     candidates = [
         m for m in new
-        if not m.has_reply_headers and m.reply_subject and m.subject_norm and m.arrived_at
+        if not m.has_reply_headers and (m.reply_subject or m.forward_subject)
+        and m.subject_norm and m.arrived_at
     ]
     if not candidates:
         return
@@ -184,7 +195,11 @@ def _link_by_subject(
             )
     for cand in candidates:
         assert cand.arrived_at is not None
-        mine = {p for p in cand.participants if not is_us(p)}
+        # a reply shares a participant; a forward is a resend by one of the thread's people
+        if cand.reply_subject:
+            mine = {p for p in cand.participants if not is_us(p)}
+        else:
+            mine = {cand.sender} if cand.sender and not is_us(cand.sender) else set()
         best: tuple[dt.datetime, Hashable] | None = None
         for at, people, node in rows_by_subject.get(cand.subject_norm, ()):
             if node == ("m", cand.id) or not (cand.arrived_at - SUBJECT_WINDOW <= at
@@ -256,7 +271,8 @@ def merge_threads(
         )
         db.execute("DELETE FROM thread_state WHERE thread_id = ?", [old])
         db.execute("UPDATE history SET thread_id = ? WHERE thread_id = ?", args)
-        db.execute("UPDATE replies SET thread_id = ? WHERE thread_id = ?", args)
+        db.execute("UPDATE outbox SET thread_id = ? WHERE thread_id = ?", args)
+        db.execute("UPDATE bounces SET thread_id = ? WHERE thread_id = ?", args)
         db.execute("UPDATE thread_aliases SET thread_id = ? WHERE thread_id = ?", args)
         db.execute("INSERT OR REPLACE INTO thread_aliases (old_id, thread_id) VALUES (?, ?)",
                    [old, survivor])

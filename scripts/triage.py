@@ -2,9 +2,7 @@
 
 The rules (README, "What the tool decides"):
 
-* A message is **automated** when any automated-mail signal fired (parse.py);
-  else it is **ours** when its sender is a team address or at a team domain;
-  else it is the **customer's**.
+* A message is the **customer's**, **ours** or **automated** (senders.py).
 * A thread is **unanswered** when its latest non-automated message is the
   customer's.  It has waited since the customer's first message after our last
   reply (or since their first message if we never replied).
@@ -30,6 +28,7 @@ import sqlite_utils
 
 from .config import Config, TeamConfig
 from .rules import MessageView, matching_rules
+from .senders import AUTO, CUSTOMER, US, classify
 from .store import chunks, iso, parse_iso, query_in, query_rows
 
 STATES = ("open", "waiting", "snoozed", "closed")
@@ -41,13 +40,6 @@ def open_sql(now_param: str = "?") -> str:
     A snooze runs out at its time, not at the next sync, so every query takes ``now``.
     """
     return f"(s.state = 'open' OR (s.state = 'snoozed' AND s.snoozed_until <= {now_param}))"
-US, CUSTOMER, AUTO = "us", "customer", "auto"
-
-
-def classify(from_addr: str | None, auto_signals: Sequence[str], team: TeamConfig) -> str:
-    if auto_signals:
-        return AUTO
-    return US if team.is_us(from_addr) else CUSTOMER
 
 
 @dataclass
@@ -208,15 +200,18 @@ class _ThreadFacts:
 
 def _load_facts(db: sqlite_utils.Database, thread_ids: Sequence[int],
                 team: TeamConfig) -> dict[int, _ThreadFacts]:
+    """Each thread's events: its messages (drafts left out: they answer nothing) and what we
+    sent that has not come back from the Sent folder yet (automatic acknowledgements left
+    out: they never count as our answer)."""
     facts: dict[int, _ThreadFacts] = defaultdict(_ThreadFacts)
     seen_ids: dict[int, set[str]] = defaultdict(set)
     loads = json.loads
-    for (tid, message_id, from_addr, from_name, to_json, cc_json, subject, arrived,
-         signals_json, template) in query_rows(
+    for (tid, message_id, original_id, from_addr, from_name, to_json, cc_json, subject, arrived,
+         signals_json, template, from_sent, auth_json) in query_rows(
         db,
-        "SELECT thread_id, message_id, from_addr, from_name, to_addrs, cc_addrs, subject, "
-        "arrived_at, auto_signals, template FROM messages WHERE thread_id IN ({in}) "
-        "ORDER BY arrived_at, id",
+        "SELECT thread_id, message_id, original_id, from_addr, from_name, to_addrs, cc_addrs, "
+        "subject, arrived_at, auto_signals, template, from_sent, auth_results FROM messages "
+        "WHERE thread_id IN ({in}) AND draft = 0 ORDER BY arrived_at, id",
         thread_ids,
     ):
         f = facts[tid]
@@ -229,22 +224,22 @@ def _load_facts(db: sqlite_utils.Database, thread_ids: Sequence[int],
         if cc_json:
             f.participants.update(loads(cc_json))
         at = parse_iso(arrived)
-        if message_id:
-            seen_ids[tid].add(message_id)
+        seen_ids[tid].update(i for i in (message_id, original_id) if i)
         if at is None:
             continue
         signals = loads(signals_json) if signals_json else []
+        kind = classify(from_addr, signals, team, from_sent=bool(from_sent),
+                        auth_passes=loads(auth_json) if auth_json else ())
         f.events.append(Event(
-            at=at, kind=classify(from_addr, signals, team), message_id=message_id,
-            from_addr=from_addr, from_name=from_name, to=to, subject=subject or "",
-            signals=signals, template=template,
+            at=at, kind=kind, message_id=message_id, from_addr=from_addr, from_name=from_name,
+            to=to, subject=subject or "", signals=signals, template=template,
         ))
-    for r in query_in(db, "SELECT thread_id, message_id, to_addr, subject, at, template "
-                          "FROM replies "
-                          "WHERE thread_id IN ({in}) AND mode = 'send'", thread_ids):
+    for r in query_in(db, "SELECT thread_id, message_id, to_addr, subject, settled_at, template "
+                          "FROM outbox WHERE thread_id IN ({in}) AND kind = 'reply' "
+                          "AND state = 'sent' AND auto = 0", thread_ids):
         if r["message_id"] in seen_ids[r["thread_id"]]:
             continue  # already synced back from the Sent folder
-        at = parse_iso(r["at"])
+        at = parse_iso(r["settled_at"])
         if at:
             facts[r["thread_id"]].events.append(Event(
                 at=at, kind=US, message_id=r["message_id"], to=[r["to_addr"]],

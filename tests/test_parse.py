@@ -285,9 +285,10 @@ def test_signals_combined_and_dsn_snippet() -> None:
     assert m.snippet == "Delivery to gone@x failed."
 
 
-def test_x_loop_values_kept() -> None:
-    m = parse_message(hdr("X-Loop: support@example.org", "X-Loop: other"))
-    assert m.x_loop == ["support@example.org", "other"]
+def test_x_loop_addresses_kept() -> None:
+    """Loop protection compares them with the team's addresses; other values say nothing."""
+    m = parse_message(hdr("X-Loop: Support@example.org", "X-Loop: other"))
+    assert m.x_loop == ["support@example.org"]
     assert m.auto_signals == []
 
 

@@ -10,7 +10,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from mailtriage import reply
+from mailtriage import compose
 from mailtriage.cli import cli
 from mailtriage.config import load_config
 from mailtriage.overdue import overdue
@@ -97,7 +97,7 @@ def test_preview_prints_the_full_reply_and_changes_nothing(env):
     body = msg.get_content()
     assert body.startswith("Hi Carol Customer,")
     assert "Alex from Support" in body and "Example Support" in body
-    assert db["replies"].count == 0 and not server.messages
+    assert db["outbox"].count == 0 and not server.messages
     assert state_of(db, tid) == "open"
 
 
@@ -111,8 +111,9 @@ def test_draft_lands_in_drafts_and_keeps_the_state(env):
     assert msg["In-Reply-To"] == "<q1@customer.test>"
     assert not server.messages
     assert state_of(db, tid) == "open"
-    row = next(db.query("SELECT * FROM replies"))
-    assert (row["mode"], row["template"], row["thread_id"]) == ("draft", "need-info", tid)
+    row = next(db.query("SELECT * FROM outbox"))
+    assert (row["kind"], row["template"], row["thread_id"]) == ("draft", "need-info", tid)
+    assert db.execute("SELECT COUNT(*) FROM tags").fetchone()[0] == 0  # tags come when sent
     assert row["message_id"] == msg["Message-ID"].strip("<>")
 
 
@@ -138,10 +139,11 @@ def test_send_is_a_real_reply_recorded_at_once_and_threaded_by_the_next_sync(env
     assert msg["Auto-Submitted"] is None
     assert "sorry you're having this problem" in msg.get_content()
 
-    # recorded at once: state, tags, replies row
+    # recorded at once: state, tags, outbox row
     assert state_of(db, tid) == "waiting"
-    row = next(db.query("SELECT * FROM replies"))
-    assert (row["mode"], row["holding"], row["auto"]) == ("send", 1, 0)
+    row = next(db.query("SELECT * FROM outbox"))
+    assert (row["kind"], row["state"], row["holding"], row["auto"]) == ("reply", "sent", 1, 0)
+    assert row["sent_copy"] == "appended"
     assert row["message_id"] == msg["Message-ID"].strip("<>")
     assert db.execute("SELECT tag FROM tags WHERE thread_id = ?", [tid]).fetchall() == [("acked",)]
 
@@ -191,13 +193,13 @@ def test_starttls_without_the_ca_is_refused_in_one_line(tmp_path, mailbox, smtp_
     res = triage(cfg, "reply", str(thread_of(db, "q1@customer.test")), "sorry", "--send")
     assert res.exit_code == 1
     assert "not trusted" in res.stderr and len(res.stderr.strip().splitlines()) == 1
-    assert not smtp_starttls_server.messages and db["replies"].count == 0
+    assert not smtp_starttls_server.messages and db["outbox"].count == 0
 
 
-def test_failed_send_changes_nothing_and_says_why_in_one_line(env):
+def test_failed_send_is_recorded_changes_nothing_else_and_says_why_in_one_line(env):
     mb, server, cfg, db, tid = env
     before = {t: db.execute(f"SELECT * FROM {t}").fetchall()
-              for t in ("thread_state", "tags", "history", "replies", "threads")}
+              for t in ("thread_state", "tags", "history", "threads")}
     server.fail_next(at="data")
     res = triage(cfg, "reply", str(tid), "sorry", "--send")
     assert res.exit_code == 1
@@ -206,6 +208,8 @@ def test_failed_send_changes_nothing_and_says_why_in_one_line(env):
     assert server.password not in res.output
     after = {t: db.execute(f"SELECT * FROM {t}").fetchall() for t in before}
     assert after == before
+    [row] = db.query("SELECT * FROM outbox")
+    assert (row["state"], row["permanent"]) == ("failed", 0) and "451" in row["error"]
     assert folder_messages(mb, "Sent") == []
 
 
@@ -218,10 +222,13 @@ def test_sent_copy_failure_still_records_the_reply_with_a_warning(tmp_path, mail
                   imap={"sent_folder": "No Such Folder"})
     db = open_db(load_config(cfg).db_path)
     tid = thread_of(db, "q1@customer.test")
-    res = ok(cfg, "reply", str(tid), "sorry", "--send")
+    # the look at the mailbox before sending fails on that folder too: only --force sends
+    refused = triage(cfg, "reply", str(tid), "sorry", "--send")
+    assert refused.exit_code == 1 and "cannot check the mailbox" in refused.stderr
+    res = ok(cfg, "reply", str(tid), "sorry", "--send", "--force")
     assert "warning: " in res.stderr and "No Such Folder" in res.stderr
     assert len(smtp_server.wait_for(1)) == 1
-    assert state_of(db, tid) == "waiting" and db["replies"].count == 1
+    assert state_of(db, tid) == "waiting" and db["outbox"].count == 1
 
 
 def test_bulk_drafts_are_not_piled_up(env):
@@ -238,7 +245,7 @@ def test_bad_smtp_password_is_one_line_without_the_password(env, monkeypatch):
     res = triage(cfg, "reply", str(tid), "sorry", "--send")
     assert res.exit_code == 1
     assert "login failed" in res.stderr and "wrong-Pa55word" not in res.output
-    assert db["replies"].count == 0 and state_of(db, tid) == "open"
+    assert db["outbox"].count == 0 and state_of(db, tid) == "open"
 
 
 def test_unknown_thread_or_template_exit_1_in_one_line(env):
@@ -270,7 +277,7 @@ def test_bulk_answers_each_overdue_thread_once_and_never_automated_mail(tmp_path
 
     dry = ok(cfg, "reply", "--overdue", "sorry")
     assert "would reply 'sorry' to 2 threads" in dry.stdout
-    assert not server_messages(smtp_server) and db["replies"].count == 0
+    assert not server_messages(smtp_server) and db["outbox"].count == 0
 
     ok(cfg, "reply", "--overdue", "sorry", "--send", "--yes")
     got = smtp_server.wait_for(2)
@@ -293,7 +300,7 @@ def test_bulk_answers_each_overdue_thread_once_and_never_automated_mail(tmp_path
     res = ok(cfg, "reply", "--overdue", "sorry", "--send", "--yes", now=later)
     assert "no overdue thread needs 'sorry'" in res.stderr
     assert len(smtp_server.messages) == 2
-    assert db.execute("SELECT COUNT(*) FROM replies WHERE mode = 'send'").fetchone()[0] == 2
+    assert db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'sent'").fetchone()[0] == 2
 
 
 def server_messages(server):
@@ -306,7 +313,7 @@ def test_bulk_asks_on_a_terminal(env, monkeypatch):
     res = triage(cfg, "reply", "--overdue", "sorry", "--send", input="n\n")
     assert res.exit_code == 1
     assert "Send 'sorry' to 1 thread?" in res.stderr and "Login broken" in res.stderr
-    assert not server.messages and db["replies"].count == 0
+    assert not server.messages and db["outbox"].count == 0
     res = triage(cfg, "reply", "--overdue", "sorry", "--send", input="y\n")
     assert res.exit_code == 0, res.output
     assert len(server.wait_for(1)) == 1
@@ -321,7 +328,7 @@ def test_header_injection_from_the_customer_is_neutralised(env):
                ["Eve\r\nBcc: evil@x.test", "Help\r\nBcc: evil@x.test", tid])
     db.conn.commit()
     config = load_config(cfg)
-    r = reply.render_reply(db, config, tid, "sorry", NOW)
+    r = compose.render_reply(db, config, tid, "sorry", NOW)
     raw = r.message.as_bytes()
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Bcc"] is None and b"\nBcc:" not in raw
@@ -335,8 +342,8 @@ def test_header_injection_from_the_customer_is_neutralised(env):
     db.execute("UPDATE messages SET reply_to = ? WHERE thread_id = ?",
                ["x@y.test\r\nBcc: evil@x.test", tid])
     db.conn.commit()
-    with pytest.raises(reply.ReplyError):
-        reply.render_reply(db, config, tid, "sorry", NOW)
+    with pytest.raises(compose.ReplyError):
+        compose.render_reply(db, config, tid, "sorry", NOW)
 
 
 def test_encoded_crlf_subject_through_a_real_sync(tmp_path, mailbox, smtp_server, monkeypatch):
@@ -358,21 +365,21 @@ def test_encoded_crlf_subject_through_a_real_sync(tmp_path, mailbox, smtp_server
 
 def test_auto_replies_carry_auto_submitted(env):
     _mb, _server, cfg, db, tid = env
-    r = reply.render_reply(db, load_config(cfg), tid, "sorry", NOW, auto=True)
+    r = compose.render_reply(db, load_config(cfg), tid, "sorry", NOW, auto=True)
     assert r.message["Auto-Submitted"] == "auto-replied"
 
 
 def test_customer_name_falls_back_sensibly():
-    assert reply.customer_block("Carol Customer", "c@x.test")["first_name"] == "Carol"
-    assert reply.customer_block("Doe, Jane", "j@x.test")["first_name"] == "Jane"
+    assert compose.customer_block("Carol Customer", "c@x.test")["first_name"] == "Carol"
+    assert compose.customer_block("Doe, Jane", "j@x.test")["first_name"] == "Jane"
     for name in ("", None, "c@x.test", "  ", "\r\n"):
-        block = reply.customer_block(name, "c@x.test")
+        block = compose.customer_block(name, "c@x.test")
         assert block["name"] == block["first_name"] == "there"
 
 
 def test_build_context(env):
     _mb, _server, cfg, db, tid = env
-    ctx = reply.build_context(db, load_config(cfg), tid, NOW)
+    ctx = compose.build_context(db, load_config(cfg), tid, NOW)
     assert ctx["thread"]["subject"] == "RE: Re: Login broken"
     assert ctx["thread"]["age"] == "1d 6h"
     assert ctx["thread"]["messages"][0]["from"] == "carol@customer.test"
@@ -419,6 +426,6 @@ def test_sandbox_blocks_escapes(env, source, expected):
     assert res.exit_code == 1
     assert "evil.j2" in res.stderr and expected in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
-    assert not server.messages and db["replies"].count == 0
+    assert not server.messages and db["outbox"].count == 0
     with pytest.raises(TemplateProblem):
-        reply.render_reply(db, load_config(cfg), tid, "evil", NOW)
+        compose.render_reply(db, load_config(cfg), tid, "evil", NOW)

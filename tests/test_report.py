@@ -64,7 +64,7 @@ def test_overdue_thread_is_listed_and_customer_strings_are_escaped(env, tmp_path
     config, db = synced(cfg)
     data = build_report(db, config, NOW)
     assert data["headline"] == {"waiting_too_long": 1, "overdue": 1, "followup": 0, "open": 1,
-                                "all_clear": False}
+                                "attention": 0, "all_clear": False}
     subject, text, html = render_report(config, data)
     assert subject == "Support inbox report: 1 waiting too long"
     # HTML: escaped, never live markup; no scripts, images or <style> of our own either

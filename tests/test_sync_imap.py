@@ -53,7 +53,8 @@ def test_first_sync_stores_messages_threads_and_folder_state(env):
     assert set(threads) == {"Login broken", "Invoice question"}
     assert threads["Login broken"]["message_count"] == 3
     folders = {r["folder"]: r for r in db.query("SELECT * FROM folders")}
-    assert set(folders) == {"INBOX", "Sent"}  # Sent found by SPECIAL-USE
+    assert set(folders) == {"INBOX", "Sent", "Drafts"}  # Sent and Drafts found by SPECIAL-USE
+    assert (folders["Sent"]["role"], folders["Drafts"]["role"]) == ("sent", "drafts")
     assert folders["INBOX"]["last_uid"] == 3 and folders["INBOX"]["server_count"] == 3
     assert folders["INBOX"]["highestmodseq"]  # CONDSTORE recorded
     # read-only: the customer's unread mail stays unread

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imapclient.exceptions import IMAPClientError
 
-from mailtriage import reply as reply_mod
+from mailtriage import compose as reply_mod
 from mailtriage.cli import cli
 from mailtriage.config import load_config
 from mailtriage.render import TemplateProblem
