@@ -208,15 +208,13 @@ def _mailbox(tokens: list[Token], raw: str) -> Mailbox | None:
         if addr.startswith("@") and ":" in addr:  # obsolete route: <@relay:user@host>
             addr = addr.rpartition(":")[2]
     else:
-        if any(k == "ew" for k, _t in words):
-            return Mailbox(decode_header(comments), "", text, "encoded-word in the address")
-        if any(k == "ra" for k, _t in words):
-            return Mailbox(decode_header(comments), "", text, "not one address")
-        parts = [t for k, t in words if k != "comment"]
-        addr = "".join(parts).strip()
+        addr = "".join(t for k, t in words if k != "comment").strip()
         name = decode_header(comments)
-        if any(c.isspace() for k, t in words if k == "text" for c in t.strip()):
-            return Mailbox(name, "", text, "not one address")
+        if any(k == "ew" for k, _t in words):
+            return Mailbox(name, _as_written(addr), text, "encoded-word in the address")
+        if any(k == "ra" for k, _t in words) or any(
+                c.isspace() for k, t in words if k == "text" for c in t.strip()):
+            return Mailbox(name, _as_written(addr), text, "not one address")
     try:
         return Mailbox(name, canonical(addr), text)
     except AddressError as exc:
