@@ -9,10 +9,18 @@ mail in its own thread.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+
 import sqlite_utils
 
 from .config import TeamConfig
-from .dsn import DeliveryReport
+from .dsn import DeliveryReport, FailedRecipient
+from .store import iso
+
+# A report whose original is not (yet) in the store is looked at again at every sync for
+# this long: our Sent copy may be in a folder synced after the report's.
+LINK_WINDOW = dt.timedelta(days=7)
 
 # SQL on ``bounces b`` and ``threads t``: nobody has acted on the bounce yet.
 OPEN_SQL = (
@@ -32,6 +40,29 @@ def _our_thread(db: sqlite_utils.Database, message_id: str, team: TeamConfig) ->
         if from_sent or team.is_us(from_addr):
             return int(thread_id)
     return None
+
+
+def to_json(report: DeliveryReport) -> str:
+    """How sync keeps a report it read in ``messages.dsn`` until it is linked."""
+    return json.dumps({"ids": list(report.original_ids),
+                       "failed": [[r.address, r.status, r.diagnostic] for r in report.recipients]})
+
+
+def link_reports(db: sqlite_utils.Database, team: TeamConfig, now: dt.datetime) -> int:
+    """Link the reports sync read to the threads of our mail they name (caller's
+    transaction); return how many threads were flagged."""
+    flagged = 0
+    for message, raw, arrived in list(db.execute(
+            "SELECT id, dsn, arrived_at FROM messages WHERE dsn IS NOT NULL "
+            "AND dsn != 'pending'")):
+        data = json.loads(raw)
+        report = DeliveryReport(tuple(data["ids"]),
+                                tuple(FailedRecipient(*r) for r in data["failed"]))
+        found = record_bounce(db, message, report, team)
+        flagged += found
+        if found or (arrived or "") < iso(now - LINK_WINDOW):
+            db.execute("UPDATE messages SET dsn = NULL WHERE id = ?", [message])
+    return flagged
 
 
 def record_bounce(db: sqlite_utils.Database, message: int, report: DeliveryReport,

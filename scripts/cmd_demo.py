@@ -12,6 +12,7 @@ from .config import load_config
 from .listing import list_threads
 from .overdue import overdue
 from .render import holding_templates
+from .report import ATTENTION_REASONS
 from .store import open_db
 from .sync import sync
 
@@ -36,7 +37,9 @@ def demo_command(app: App, directory: Path | None) -> None:
     click.echo(display.threads_table(list_threads(db, app.now), app.now))
     items = overdue(db, config, app.now, holding_templates=holding_templates(config))
     click.echo("")
-    click.echo(f"{len(items)} thread(s) waiting too long:")
+    person = sum(i["reason"] in ATTENTION_REASONS for i in items)
+    click.echo(f"{len(items) - person} thread(s) waiting too long"
+               + (f", {person} needing a person:" if person else ":"))
     if items:
         click.echo(display.overdue_table(items, app.now, config.sla.business_hours is not None))
     click.echo("")

@@ -268,7 +268,7 @@ def ensure_shape(db: sqlite_utils.Database) -> None:
         "WHERE state IN ('sending', 'unknown', 'failed')"
     )
     db.execute(
-        "CREATE INDEX IF NOT EXISTS idx_messages_dsn ON messages(dsn) WHERE dsn = 'pending'"
+        "CREATE INDEX IF NOT EXISTS idx_messages_dsn ON messages(dsn) WHERE dsn IS NOT NULL"
     )
     db.execute(
         "CREATE INDEX IF NOT EXISTS idx_messages_quarantined ON messages(first_seen_at) "

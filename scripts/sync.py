@@ -27,8 +27,7 @@ from typing import Any
 import sqlite_utils
 from imapclient.exceptions import IMAPClientError
 
-from . import outbox, parse, triage
-from .bounces import record_bounce
+from . import bounces, outbox, parse, triage
 from .config import AccountConfig, Config
 from .dsn import parse_delivery_report
 from .imap import AuthError, Fetched, IMAPSession, SyncError, describe_error
@@ -251,7 +250,7 @@ def sync_folder(
 
     # 3. delivery reports among the new mail: read more of them, find whose mail bounced
     if role not in ("sent", "drafts"):
-        res.bounces = _read_reports(db, config, session, account, folder, validity)
+        res.bounces = _read_reports(db, session, account, folder, validity)
 
     # 4. expunges (and, after a UIDVALIDITY change, the old mapping)
     with db.atomic():
@@ -374,11 +373,11 @@ def prefetch(session: Session, batches: Sequence[Sequence[int]]
         parser.close()
 
 
-def _read_reports(db: sqlite_utils.Database, config: Config, session: Session, account: str,
-                  folder: str, validity: int) -> int:
+def _read_reports(db: sqlite_utils.Database, session: Session, account: str, folder: str,
+                  validity: int) -> int:
     """Messages stored as possible delivery reports (``dsn = 'pending'``) that are in this
-    folder: fetch more of each, and record the bounces of our own mail.  A report we cannot
-    read is marked done all the same: it stays an automated message, nothing more."""
+    folder: fetch more of each and keep what it says (bounces.py links it to our mail once
+    every folder is synced).  One we cannot read is cleared: it stays automated mail."""
     pending = list(db.execute(
         "SELECT l.uid, m.id FROM messages m JOIN locations l ON l.message = m.id "
         "WHERE m.dsn = 'pending' AND l.account = ? AND l.folder = ? AND l.uidvalidity = ?",
@@ -389,9 +388,9 @@ def _read_reports(db: sqlite_utils.Database, config: Config, session: Session, a
         with db.atomic():
             for uid, message in part:
                 report = parse_delivery_report(raws.get(uid, b""))
-                if report is not None:
-                    found += record_bounce(db, message, report, config.team)
-                db.execute("UPDATE messages SET dsn = 'done' WHERE id = ?", [message])
+                found += report is not None
+                db.execute("UPDATE messages SET dsn = ? WHERE id = ?",
+                           [bounces.to_json(report) if report else None, message])
     return found
 
 

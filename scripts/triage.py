@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlite_utils
 
+from . import bounces
 from .config import Config, TeamConfig
 from .rules import MessageView, matching_rules
 from .senders import AUTO, CUSTOMER, US, classify
@@ -398,6 +399,8 @@ def refresh(db: sqlite_utils.Database, config: Config, now: dt.datetime,
             chunk: int = 500) -> RefreshResult:
     """Bring dirty threads, new messages' rules and expired snoozes up to date."""
     result = RefreshResult()
+    with db.atomic():
+        bounces.link_reports(db, config.team, now)
     while True:
         ids = [r[0] for r in db.execute(
             "SELECT id FROM threads WHERE dirty = 1 LIMIT ?", [chunk])]

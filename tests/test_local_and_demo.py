@@ -27,7 +27,11 @@ def test_demo_runs_the_main_job_on_the_embedded_sample(tmp_path):
     res = runner.invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(), "overdue",
                               "--json"])
     items = json.loads(res.stdout)
-    assert {i["reason"] for i in items} == {"unanswered", "followup"}
+    assert {i["reason"] for i in items} == {"unanswered", "followup", "bounced"}
+    # the sample's reply to a mistyped address bounced: its thread says so
+    [bounced] = [i for i in items if i["reason"] == "bounced"]
+    assert bounced["subject"] == "Trial extension request"
+    assert "ravi.kumarr@sunrise-labs.example" in bounced["detail"] and "5.1.1" in bounced["detail"]
     # running the demo again is idempotent: nothing new, same threads
     res = runner.invoke(cli, ["--now", NOW.isoformat(), "demo", "--dir", str(tmp_path / "d")])
     assert "0 new messages" in res.output
