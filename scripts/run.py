@@ -32,7 +32,7 @@ from .config import Config, ReportConfig
 from .errors import ConfigError, SendError, SyncError, TemplateProblem
 from .overdue import overdue
 from .render import holding_templates
-from .store import get_meta, iso, set_meta
+from .store import get_meta, iso, parse_iso, set_meta
 from .triage import refresh
 
 log = logging.getLogger(__name__)
@@ -114,15 +114,16 @@ def sync_all(db: sqlite_utils.Database, config: Config, now: dt.datetime, result
 
 
 def ack_targets(db: sqlite_utils.Database, config: Config, now: dt.datetime,
-                window: dt.timedelta = ACK_WINDOW) -> list[int]:
+                window: dt.timedelta = ACK_WINDOW) -> list[tuple[int, dt.datetime]]:
     """Open threads whose customer started waiting between ``ACK_WINDOW`` and
     ``auto_ack.after`` ago and that were never acknowledged: not sent, being sent, of unknown
-    fate, refused for good or tried ``MAX_ACK_ATTEMPTS`` times; never mail in a loop."""
+    fate, refused for good or tried ``MAX_ACK_ATTEMPTS`` times; never mail in a loop.
+    ``(thread, waiting since)``, the newest wait first."""
     ack = config.auto_ack
     if ack is None:
         return []
-    ids = [r[0] for r in db.execute(
-        "SELECT t.id FROM threads t JOIN thread_state s ON s.thread_id = t.id "
+    rows = [(r[0], parse_iso(r[1])) for r in db.execute(
+        "SELECT t.id, t.waiting_since FROM threads t JOIN thread_state s ON s.thread_id = t.id "
         "WHERE s.state = 'open' AND t.automated = 0 AND t.last_sender = 'customer' "
         "AND t.waiting_since IS NOT NULL AND t.waiting_since <= ? AND t.waiting_since >= ? "
         "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.thread_id = t.id AND o.kind = 'reply' "
@@ -132,11 +133,11 @@ def ack_targets(db: sqlite_utils.Database, config: Config, now: dt.datetime,
         "  AND o.state = 'failed') < ? "
         "AND COALESCE(t.last_team_template, '') != ? "
         "AND NOT EXISTS (SELECT 1 FROM tags g WHERE g.thread_id = t.id AND g.tag = 'automated') "
-        "ORDER BY t.waiting_since, t.id",
+        "ORDER BY t.waiting_since DESC, t.id DESC",
         [iso(now - ack.after), iso(now - window), ack.template, ack.template, MAX_ACK_ATTEMPTS,
          ack.template])]
-    risky = sending.loop_risks(db, config, ids)
-    return [tid for tid in ids if tid not in risky]
+    risky = sending.loop_risks(db, config, [tid for tid, _w in rows])
+    return [(tid, since) for tid, since in rows if tid not in risky and since is not None]
 
 
 def _acked_recently(db: sqlite_utils.Database, address: str, since: dt.datetime) -> bool:
@@ -157,16 +158,19 @@ def auto_acknowledge(db: sqlite_utils.Database, config: Config, now: dt.datetime
     if ack is None:
         return
     replies: list[compose.Reply] = []
-    for tid in ack_targets(db, config, now):
+    for tid, waiting_since in ack_targets(db, config, now):
         try:
             reply = compose.render_reply(db, config, tid, ack.template, now, auto=True)
         except (TemplateProblem, compose.ReplyError) as exc:
             outbox.record_failure(db, None, tid, ack.template, str(exc), now, auto=True)
             result.problems.append(f"auto_ack thread {tid}: not sent: {exc}")
             continue
-        # one acknowledgement per address per auto_ack.per_sender, however it is threaded
+        # One acknowledgement per address per auto_ack.per_sender, however it is threaded:
+        # the newest thread gets it, and one held back is not acknowledged later either
+        # (the customer was told "we got your mail" while it waited).
+        since = min(now - ack.per_sender, waiting_since)
         if reply.to_addr not in {r.to_addr for r in replies} \
-                and not _acked_recently(db, reply.to_addr, now - ack.per_sender):
+                and not _acked_recently(db, reply.to_addr, since):
             replies.append(reply)
     if not replies:
         return

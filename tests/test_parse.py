@@ -651,3 +651,34 @@ def test_fast_multipart_split_gives_the_email_packages_snippets(monkeypatch):
     differ = [i for i, (a, b) in enumerate(zip(fast, full, strict=True)) if a != b]
     assert not differ, [(fast[i], full[i]) for i in differ[:3]]
     assert sum(1 for r in raws if b"multipart/" in r[:4000].lower()) > 20
+
+
+def test_authentication_results_keep_the_passes_and_who_said_so() -> None:
+    m = parse_message(hdr(
+        "Authentication-Results: mx.example.com;\r\n dkim=pass (2048-bit key) header.d=example.com"
+        " header.s=k1;\r\n spf=pass (sender ok) smtp.mailfrom=alice@Example.COM;\r\n dmarc=pass",
+        "Authentication-Results: mx.other.test 1; dkim=fail header.d=evil.test;"
+        " spf=pass smtp.mailfrom=evil.test",
+        "Authentication-Results: garbage without results"))
+    assert m.auth_passes == [["mx.example.com", "dkim", "example.com"],
+                             ["mx.example.com", "spf", "example.com"],
+                             ["mx.other.test", "spf", "evil.test"]]
+
+
+def test_auto_reply_subjects_are_automated() -> None:
+    for subject in ("Automatic reply: Your ticket", "Auto: Re: Help", "Out of Office",
+                    "Abwesenheitsnotiz: Anfrage", "Réponse automatique : absence"):
+        assert "subject:auto-reply" in parse_message(hdr(f"Subject: {subject}")).auto_signals
+    for subject in ("Re: Auto renewal", "Automation question", "Office hours?"):
+        assert parse_message(hdr(f"Subject: {subject}")).auto_signals == []
+
+
+def test_forward_prefixes_and_the_microsoft_original_id() -> None:
+    from mailtriage.parse import is_forward_subject
+
+    assert all(is_forward_subject(s) for s in ("Fwd: x", "FW: x", "WG: x", "TR: x", "Doorst: x",
+                                               "[ext] VB: x", "RV: x"))
+    assert not is_forward_subject("Re: x") and not is_forward_subject("Fwdx")
+    m = parse_message(hdr("Message-ID: <AM0P@outlook.com>",
+                          "X-Microsoft-Original-Message-ID: <ours@example.com>"))
+    assert m.original_id == "ours@example.com"

@@ -260,3 +260,39 @@ def test_report_send_without_recipients_is_a_config_error(tmp_path, mailbox, mon
     result = invoke(cfg, "report", "--send")
     assert result.exit_code == 2
     assert "report.to" in result.stderr
+
+
+def test_the_headline_counts_overdue_of_open_and_follow_ups_apart(env):
+    """A follow-up due is a thread in "waiting": it is not one more of the open threads."""
+    mb, cfg = env
+    put(mb, "INBOX", msgid="q1@c.test", subject="Login broken", date=NOW - dt.timedelta(hours=80))
+    put(mb, "Sent", flags=["\\Seen"], msgid="a1@example.com", subject="Re: Login broken",
+        frm="Support <support@example.com>", to="carol@customer.test",
+        in_reply_to="q1@c.test", date=NOW - dt.timedelta(hours=60),
+        headers={"X-Mailtriage-Template": "sorry"})  # a holding reply, days ago
+    put(mb, "INBOX", msgid="q2@d.test", subject="Export broken", frm="dave@d.test",
+        date=NOW - dt.timedelta(days=13, hours=9))
+    config, db = synced(cfg)
+    data = build_report(db, config, NOW)
+    h = data["headline"]
+    assert (h["waiting_too_long"], h["overdue"], h["followup"], h["open"]) == (2, 1, 1, 1)
+    _subject, text, _html = render_report(config, data)
+    assert "2 threads waiting too long (1 of 1 open threads, 1 due for a follow-up)." in text
+    # the WAITING column holds a long wait whole
+    row = next(line for line in text.splitlines() if line.startswith("#") and "Export" in line)
+    assert "13d 9h" in row and "…" not in row.split("Export")[0]
+
+
+def test_a_broken_report_template_is_one_line_in_report_and_run(env, smtp_server):
+    mb, cfg = env
+    put(mb, "INBOX", msgid="q1@c.test", subject="Hello", date=NOW - dt.timedelta(hours=1))
+    synced(cfg)
+    override = cfg.parent / "templates" / "report"
+    override.mkdir(parents=True)
+    (override / "report.txt.j2").write_text("{{ report.headline.nope.deeper }}\n")
+    for args in (["report"], ["run"]):
+        res = invoke(cfg, *args)
+        assert res.exit_code == 1, (args, res.output)
+        [line] = res.stderr.strip().splitlines()
+        assert "report.txt.j2" in line and "nope" in line and "Traceback" not in res.output
+    assert smtp_server.messages == []
