@@ -183,8 +183,7 @@ def test_teammate_draft_is_shown_does_not_answer_and_blocks_sending_unless_force
 
     # bulk: Alice's thread is skipped with a reason, the other overdue thread is answered
     res = triage(cfg, "reply", "--overdue", "sorry", "--send", "--yes")
-    assert res.exit_code in (0, 1) and (res.exception is None
-                                         or isinstance(res.exception, SystemExit)), res.output
+    assert res.exit_code == 0, res.output  # skipped on purpose is not a failure
     assert f"thread {q1}: not sent: someone else is on it" in res.stderr
     assert "a draft by Alice <alice@example.com>" in res.stderr
     [got] = smtp_server.wait_for(1)
