@@ -46,7 +46,7 @@ def test_readme_documents_every_table_and_column(tmp_path):
 
 
 def test_readme_exit_codes_match_the_code():
-    from mailtriage.app import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OVERDUE
+    from mailtriage.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_OVERDUE
 
     codes = {int(m) for m in re.findall(r"^\| (\d) \|", README, re.M)}
     assert codes == {EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_OVERDUE}

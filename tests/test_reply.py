@@ -309,7 +309,7 @@ def server_messages(server):
 
 def test_bulk_asks_on_a_terminal(env, monkeypatch):
     _mb, server, cfg, db, tid = env
-    monkeypatch.setattr("mailtriage.cmd_reply._interactive", lambda: True)
+    monkeypatch.setattr("mailtriage.cli.reply._interactive", lambda: True)
     res = triage(cfg, "reply", "--overdue", "sorry", "--send", input="n\n")
     assert res.exit_code == 1
     assert "Send 'sorry' to 1 thread?" in res.stderr and "Login broken" in res.stderr

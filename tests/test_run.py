@@ -184,7 +184,7 @@ def test_wait_blocks_until_the_lock_is_released(env, monkeypatch):
         seen.append(released.is_set())
         return real_run(*args, **kwargs)
 
-    monkeypatch.setattr("mailtriage.cmd_run.run", spy)
+    monkeypatch.setattr("mailtriage.cli.run.run", spy)
     thread = threading.Thread(target=holder)
     thread.start()
     assert held.wait(5)

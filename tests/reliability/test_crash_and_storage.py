@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from faultproxy import PASSWORD_VAR, assert_sound, conversation_corpus, deliver, snapshot
 
-from mailtriage import app as app_mod
+from mailtriage.cli import app as app_mod
 from mailtriage.cli import cli
 from mailtriage.config import load_config
 from mailtriage.lock import acquire, lock_path

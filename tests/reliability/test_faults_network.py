@@ -155,7 +155,7 @@ def test_cut_elsewhere_in_the_session_is_a_clean_one_line_failure(tmp_path, clea
 
 def test_stalled_server_times_out_in_one_line_then_recovers(tmp_path, corpus_account, proxy,
                                                             monkeypatch):
-    from mailtriage import cmd_sync  # after mailtriage.cli: importing it first is circular
+    from mailtriage.cli import sync as cmd_sync
 
     account, count = corpus_account
     monkeypatch.setenv(PASSWORD_VAR, account.password)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from . import display
+from .. import display
+from ..listing import dumps, echo_json, list_threads, thread_detail
+from ..sla import parse_when
+from ..triage import STATES
 from .app import App, json_option, pass_app
-from .listing import dumps, echo_json, list_threads, thread_detail
-from .sla import parse_when
-from .triage import STATES
 
 
 @click.command("threads")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
+from ..display import safe, short_time
+from ..explain import explain_thread
+from ..listing import dumps
 from .app import App, json_option, pass_app
-from .display import safe, short_time
-from .explain import explain_thread
-from .listing import dumps
 
 
 @click.command("explain")

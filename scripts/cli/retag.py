@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from ..listing import dumps
+from ..triage import retag
 from .app import App, json_option, pass_app
-from .listing import dumps
-from .triage import retag
 
 
 @click.command("retag")

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
+from ..sync import SyncResult, sync
 from .app import App, pass_app
-from .sync import SyncResult, sync
 
 
 class _Bars:

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import click
 import sqlite_utils
 
-from .config import Config, ConfigError, load_config
-from .store import StoreError, open_db
+from ..config import Config, ConfigError, load_config
+from ..store import StoreError, open_db
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from . import display
+from .. import display
+from ..listing import echo_json
+from ..overdue import overdue
+from ..render import holding_templates
+from ..sla import parse_duration
+from ..triage import STATES
 from .app import EXIT_OVERDUE, App, json_option, pass_app
-from .listing import echo_json
-from .overdue import overdue
-from .render import holding_templates
-from .sla import parse_duration
-from .triage import STATES
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> object:

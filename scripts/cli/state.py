@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
+from ..rules import check_tag
+from ..sla import parse_when
+from ..store import iso, resolve_thread_id
+from ..triage import change_tags, set_state
 from .app import App, pass_app
-from .rules import check_tag
-from .sla import parse_when
-from .store import iso, resolve_thread_id
-from .triage import change_tags, set_state
 
 
 def _resolve(app: App, threads: tuple[str, ...]) -> list[int]:

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import click
 
-from . import display
+from .. import display
+from ..config import load_config
+from ..listing import list_threads
+from ..overdue import overdue
+from ..render import holding_templates
+from ..report import ATTENTION_REASONS
+from ..store import open_db
+from ..sync import sync
 from .app import App, pass_app
-from .config import load_config
-from .listing import list_threads
-from .overdue import overdue
-from .render import holding_templates
-from .report import ATTENTION_REASONS
-from .store import open_db
-from .sync import sync
 
 
 @click.command("demo")
@@ -24,7 +24,7 @@ from .sync import sync
 @pass_app
 def demo_command(app: App, directory: Path | None) -> None:
     """Generate a sample support mailbox, sync it, and show threads and what is overdue."""
-    from .demo import default_dir, setup_demo  # the sample generator is only needed here
+    from ..demo import default_dir, setup_demo  # the sample generator is only needed here
 
     directory = (directory or default_dir()).resolve()
     config_path = setup_demo(directory, app.now)

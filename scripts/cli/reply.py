@@ -9,13 +9,13 @@ import sys
 
 import click
 
-from . import display
+from .. import display
+from ..compose import Reply, ReplyError, preview, render_reply
+from ..outbox import SENT, UNKNOWN, save_draft
+from ..render import TemplateProblem
+from ..sending import Result, bulk_targets, send_replies
+from ..store import resolve_thread_id
 from .app import App, pass_app
-from .compose import Reply, ReplyError, preview, render_reply
-from .outbox import SENT, UNKNOWN, save_draft
-from .render import TemplateProblem
-from .sending import Result, bulk_targets, send_replies
-from .store import resolve_thread_id
 
 
 def _interactive() -> bool:

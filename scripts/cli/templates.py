@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from . import display
+from .. import display
+from ..listing import dumps
+from ..render import TemplateProblem, builtin_dir, load_reply, reply_names
+from ..templatecheck import check_templates
 from .app import App, json_option, pass_app
-from .listing import dumps
-from .render import TemplateProblem, builtin_dir, load_reply, reply_names
-from .templatecheck import check_templates
 
 
 @click.group("templates")

@@ -6,10 +6,10 @@ from typing import Any
 
 import click
 
-from . import display
+from .. import display
+from ..listing import dumps
+from ..outbox import needs_a_person_sql, resolve, settle_interrupted
 from .app import App, json_option, pass_app
-from .listing import dumps
-from .outbox import needs_a_person_sql, resolve, settle_interrupted
 
 
 @click.group("outbox", invoke_without_command=True)

@@ -12,9 +12,9 @@ import logging
 
 import click
 
+from ..lock import Busy, acquire, lock_path
+from ..run import run
 from .app import EXIT_CONFIG, EXIT_FAILURE, EXIT_OVERDUE, App, pass_app
-from .lock import Busy, acquire, lock_path
-from .run import run
 
 BUSY_MESSAGE = "another triage run is in progress; skipping"
 

@@ -1,8 +1,9 @@
 """The ``triage`` command group: global options, error handling, subcommand registry.
 
-Commands live one per ``cmd_*.py`` module; each parses its options, calls library
-functions with plain values from :class:`~mailtriage.app.App`, and prints.  Library
-exceptions become one-line errors here: configuration problems exit 2, run-time failures 1.
+This subpackage is the only place that imports click.  Commands live one module per
+concern beside this file; each parses its options, calls library functions with plain
+values from :class:`~mailtriage.cli.app.App`, and prints.  Library errors
+(:mod:`mailtriage.errors`) become one line here, with the exit status they carry.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 
 import click
 
+from ..errors import MailtriageError
+from ..sla import parse_now
 from .app import App
-from .errors import MailtriageError
-from .sla import parse_now
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
@@ -37,11 +38,10 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 # command name -> the cmd_* module defining it.  Modules are imported only when their
 # command runs: `triage run` from cron should not pay for Jinja or the report code.
 COMMAND_MODULES = {
-    "sync": "cmd_sync", "threads": "cmd_threads", "show": "cmd_threads",
-    "overdue": "cmd_overdue", "explain": "cmd_explain", "close": "cmd_state",
-    "reopen": "cmd_state", "snooze": "cmd_state", "tag": "cmd_state", "retag": "cmd_retag",
-    "reply": "cmd_reply", "templates": "cmd_templates", "report": "cmd_report",
-    "run": "cmd_run", "demo": "cmd_demo", "outbox": "cmd_outbox",
+    "sync": "sync", "threads": "threads", "show": "threads", "overdue": "overdue",
+    "explain": "explain", "close": "state", "reopen": "state", "snooze": "state",
+    "tag": "state", "retag": "retag", "reply": "reply", "templates": "templates",
+    "report": "report", "run": "run", "demo": "demo", "outbox": "outbox",
 }
 
 

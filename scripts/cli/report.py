@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from . import smtp
+from .. import smtp
+from ..listing import dumps
+from ..report import build_report, render_report, report_message
+from ..sla import parse_when
 from .app import App, ConfigProblem, json_option, pass_app
-from .listing import dumps
-from .report import build_report, render_report, report_message
-from .sla import parse_when
 
 
 @click.command("report")
