@@ -401,8 +401,8 @@ def close_idle(db_path: Path, days: int) -> int:
     """Close threads with no activity for ``days`` (as `triage close` would, with history)."""
     import datetime as dt
 
+    from mailtriage.states import set_state
     from mailtriage.store import iso, open_db
-    from mailtriage.triage import set_state
 
     now = dt.datetime.fromisoformat(NOW_ISO)
     db = open_db(db_path)

@@ -247,7 +247,9 @@ def render_reply(db: sqlite_utils.Database, config: Config, thread_id: int,
 
     msg = EmailMessage(policy=email.policy.default)
     msg["From"] = sender
-    msg["To"] = _address(person.to_addr)  # bare: no stranger's text in a header we write
+    # Bare addresses: no stranger's text in a header we write (the email package can misquote
+    # a long display name holding specials into two addresses; test_addresses shows one).
+    msg["To"] = _address(person.to_addr)
     if person.cc:
         msg["Cc"] = [_address(a) for a in person.cc]
     msg["Subject"] = subject

@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
 from .addresses import is_valid
 from .errors import ConfigError
-from .sla import BusinessHours, parse_duration
+from .rules import Rule, compile_rules
+from .sla import BusinessHours
+from .validate import Section, resolve_path
 
-T = TypeVar("T")
+PROVIDER_FILED_HOSTS = ("smtp.gmail.com", "smtp.googlemail.com", "smtp.office365.com",
+                        "smtp-mail.outlook.com", "smtp.outlook.com")
+"""SMTP services that file a copy of what they send in the Sent folder themselves
+(``smtp.sent_copy: auto`` skips our APPEND for them, which would make a second copy)."""
+SECURITY = ("ssl", "starttls", "none")
 
 
 @dataclass
@@ -53,6 +58,10 @@ class ServerConfig:
             return False
 
 
+IMAP_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
+SMTP_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
+
+
 @dataclass
 class AccountConfig(ServerConfig):
     """One mailbox to triage: an IMAP account or a local Maildir/mbox."""
@@ -64,12 +73,6 @@ class AccountConfig(ServerConfig):
     drafts_folder: str | None = None
     path: Path | None = None  # maildir/mbox sources
     batch_size: int = 500
-
-
-# SMTP services that file a copy of what they send in the Sent folder themselves
-# (smtp.sent_copy: auto skips our APPEND for them, which would make a second copy).
-PROVIDER_FILED_HOSTS = ("smtp.gmail.com", "smtp.googlemail.com", "smtp.office365.com",
-                        "smtp-mail.outlook.com", "smtp.outlook.com")
 
 
 @dataclass
@@ -157,7 +160,7 @@ class Config:
     team: TeamConfig
     db_path: Path
     sla: SLAConfig = field(default_factory=SLAConfig)
-    rules: list[Any] = field(default_factory=list)  # compiled rules.Rule objects
+    rules: list[Rule] = field(default_factory=list)
     smtp: SMTPConfig | None = None
     agent: AgentConfig = field(default_factory=AgentConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
@@ -175,117 +178,8 @@ class Config:
         raise KeyError(name)
 
 
-class _Section:
-    """A mapping being read key by key, remembering its dotted path for errors."""
-
-    def __init__(self, data: Any, file: Path, key: str):
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(file, key or "(top level)", "expected a mapping")
-        self.data = dict(data)
-        self.file = file
-        self.key = key
-
-    def path(self, name: str) -> str:
-        return f"{self.key}.{name}" if self.key else name
-
-    def error(self, name: str, message: str) -> ConfigError:
-        return ConfigError(self.file, self.path(name), message)
-
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None,
-            required: bool = False) -> Any:
-        if name not in self.data or self.data[name] is None:
-            self.data.pop(name, None)  # `key:` left empty is unset, not an unknown key
-            if required:
-                raise self.error(name, "missing (required)")
-            return default
-        value = self.data.pop(name)
-        # bool is an int in Python; do not let `port: true` through.
-        if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
-            raise self.error(name, f"expected {_kind_name(kind)}, got {value!r}")
-        if kind is float and isinstance(value, int):
-            value = float(value)
-        if not isinstance(value, kind):
-            raise self.error(name, f"expected {_kind_name(kind)}, got {value!r}")
-        return value
-
-    def convert(self, name: str, fn: Callable[[Any], T], default: T, kind: Any = str) -> T:
-        raw = self.get(name, kind)
-        if raw is None:
-            return default
-        try:
-            return fn(raw)
-        except (ValueError, TypeError) as exc:
-            raise self.error(name, str(exc)) from None
-
-    def str_list(self, name: str, default: list[str] | None = None) -> list[str]:
-        value = self.get(name, (list, str))
-        if value is None:
-            return list(default or [])
-        if isinstance(value, str):
-            value = [value]
-        for item in value:
-            if not isinstance(item, str) or not item:
-                raise self.error(name, f"expected a list of strings, got {item!r}")
-        return list(value)
-
-    def section(self, name: str) -> _Section:
-        return _Section(self.data.pop(name, None), self.file, self.path(name))
-
-    def reject_unknown(self) -> None:
-        for name in self.data:
-            raise self.error(name, "unknown key")
-
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-             list: "a list", dict: "a mapping"}
-    return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kind))
-
-
-def _command(section: _Section, name: str) -> list[str] | None:
-    """A command given as a list of arguments, or a string split like a shell would."""
-    import shlex
-
-    value = section.get(name, (str, list))
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = shlex.split(value)
-        except ValueError as exc:
-            raise section.error(name, f"cannot split command: {exc}") from None
-    if not value or not all(isinstance(v, str) for v in value):
-        raise section.error(name, "expected a command (a string or a list of strings)")
-    return value
-
-
-def _path(base: Path, value: str) -> Path:
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else (base / p).resolve()
-
-
-def _security(section: _Section, default: str) -> str:
-    value = section.get("security", str, default)
-    if value not in ("ssl", "starttls", "none"):
-        raise section.error("security", f"expected ssl, starttls or none, got {value!r}")
-    return value
-
-
-def _auth(section: _Section) -> str:
-    value = section.get("auth", str, "login")
-    if value not in ("login", "xoauth2"):
-        raise section.error("auth", f"expected login or xoauth2, got {value!r}")
-    return value
-
-
-def _no_literal_password(section: _Section) -> None:
-    if "password" in section.data:
+def _no_literal_password(section: Section) -> None:
+    if section.has("password"):
         raise section.error(
             "password",
             "passwords are not read from the config file; use password_env (the name of an "
@@ -293,24 +187,23 @@ def _no_literal_password(section: _Section) -> None:
         )
 
 
-def _read_server(section: _Section, server: ServerConfig, base: Path,
+def _read_server(section: Section, server: ServerConfig, base: Path,
                  ports: dict[str, int], carries: str) -> None:
     """Fill the connection and login keys shared by ``imap:`` and ``smtp:``."""
     _no_literal_password(section)
     server.host = section.get("host", str, required=True)
-    server.security = _security(section, "ssl")
+    server.security = section.choice("security", SECURITY, server.security)
     server.port = section.get("port", int, ports[server.security])
     if not 0 < server.port < 65536:
         raise section.error("port", f"expected a port number, got {server.port}")
-    ca = section.get("ca_file", str)
-    server.ca_file = _path(base, ca) if ca else None
-    server.auth = _auth(section)
+    server.ca_file = section.path_value("ca_file", base)
+    server.auth = section.choice("auth", ("login", "xoauth2"), server.auth)
     server.password_env = section.get("password_env", str)
-    server.password_cmd = _command(section, "password_cmd")
-    server.token_cmd = _command(section, "token_cmd")
+    server.password_cmd = section.command("password_cmd")
+    server.token_cmd = section.command("token_cmd")
     if server.auth == "xoauth2" and not server.token_cmd:
         raise section.error("token_cmd", "missing (required with auth: xoauth2)")
-    server.timeout = section.get("timeout", float, 60.0)
+    server.timeout = section.get("timeout", float, server.timeout)
     server.allow_insecure = section.get("allow_insecure", bool, False)
     if server.security == "none" and not server.is_loopback and not server.allow_insecure:
         raise section.error(
@@ -320,84 +213,114 @@ def _read_server(section: _Section, server: ServerConfig, base: Path,
         )
 
 
-def _read_account(section: _Section, name: str, base: Path) -> AccountConfig:
-    acc = AccountConfig(name=name, config_file=str(section.file), key_prefix=section.key)
-    if "maildir" in section.data or "mbox" in section.data:
+def _read_account(section: Section, name: str, base: Path) -> AccountConfig:
+    acc = AccountConfig(name=name, config_file=section.file, key_prefix=section.key)
+    if section.has("maildir") or section.has("mbox"):
         _no_literal_password(section)  # (_read_server checks it for IMAP accounts)
-        acc.source = "maildir" if "maildir" in section.data else "mbox"
-        acc.path = _path(base, section.get(acc.source, str, required=True))
-        acc.folders = section.str_list("folders", ["INBOX"])
-        acc.sent_folder = section.get("sent_folder", str)
-        acc.drafts_folder = section.get("drafts_folder", str)
-        acc.batch_size = section.get("batch_size", int, 500)
-        section.reject_unknown()
-        return acc
-    _read_server(section, acc, base, {"ssl": 993, "starttls": 143, "none": 143},
-                 "the password")
-    acc.username = section.get("username", str, required=True)
-    if acc.auth == "login" and not (acc.password_env or acc.password_cmd):
-        raise section.error("password_env", "missing: set password_env or password_cmd")
-    acc.folders = section.str_list("folders", ["INBOX"])
+        acc.source = "maildir" if section.has("maildir") else "mbox"
+        acc.path = resolve_path(base, section.get(acc.source, str, required=True))
+    else:
+        _read_server(section, acc, base, IMAP_PORTS, "the password")
+        acc.username = section.get("username", str, required=True)
+        if acc.auth == "login" and not (acc.password_env or acc.password_cmd):
+            raise section.error("password_env", "missing: set password_env or password_cmd")
+    acc.folders = section.str_list("folders", acc.folders)
     acc.sent_folder = section.get("sent_folder", str)
     acc.drafts_folder = section.get("drafts_folder", str)
-    acc.batch_size = section.get("batch_size", int, 500)
+    acc.batch_size = section.get("batch_size", int, acc.batch_size)
     if not 1 <= acc.batch_size <= 5000:
         raise section.error("batch_size", "expected 1 to 5000")
     section.reject_unknown()
     return acc
 
 
-def _read_smtp(section: _Section, base: Path) -> SMTPConfig:
-    smtp = SMTPConfig(config_file=str(section.file), key_prefix=section.key)
-    _read_server(section, smtp, base, {"ssl": 465, "starttls": 587, "none": 25},
-                 "mail and passwords")
+def _read_accounts(top: Section, base: Path) -> list[AccountConfig]:
+    if top.has("imap") and top.has("accounts"):
+        raise top.error("accounts", "use either imap: (one mailbox) or accounts: (several)")
+    if top.has("imap"):
+        return [_read_account(top.section("imap"), "default", base)]
+    if not top.has("accounts"):
+        raise top.error("imap", "missing (required): the mailbox to triage")
+    accounts: list[AccountConfig] = []
+    for sec in top.items("accounts"):
+        name = sec.get("name", str, required=True)
+        if any(a.name == name for a in accounts):
+            raise sec.error("name", f"duplicate account name {name!r}")
+        accounts.append(_read_account(sec, name, base))
+    if not accounts:
+        raise top.error("accounts", "empty list")
+    return accounts
+
+
+def _read_smtp(section: Section, base: Path) -> SMTPConfig:
+    smtp = SMTPConfig(config_file=section.file, key_prefix=section.key)
+    _read_server(section, smtp, base, SMTP_PORTS, "mail and passwords")
     smtp.username = section.get("username", str, "")
-    smtp.sent_copy = section.get("sent_copy", str, "auto")
-    if smtp.sent_copy not in ("auto", "append", "none"):
-        raise section.error("sent_copy", f"expected auto, append or none, got {smtp.sent_copy!r}")
+    smtp.sent_copy = section.choice("sent_copy", ("auto", "append", "none"), smtp.sent_copy)
     section.reject_unknown()
     return smtp
 
 
-def _read_sla(section: _Section) -> SLAConfig:
+def _read_team(section: Section) -> TeamConfig:
+    team = TeamConfig(
+        addresses=[a.lower() for a in section.str_list("addresses")],
+        domains=[d.lower().lstrip("@") for d in section.str_list("domains")],
+    )
+    team.trust = section.choice("trust", ("address", "authenticated"), team.trust)
+    team.authserv_id = section.get("authserv_id", str)
+    if team.trust == "authenticated" and not team.authserv_id:
+        raise section.error("authserv_id", "missing (required with trust: authenticated): the "
+                            "authserv-id your mail server writes in Authentication-Results")
+    for address in team.addresses:
+        if not is_valid(address):
+            raise section.error("addresses", f"not a valid address: {address!r}")
+    section.reject_unknown()
+    if not team.addresses and not team.domains:
+        raise section.error("addresses", "missing: list the team's addresses or domains")
+    return team
+
+
+def _read_sla(section: Section) -> SLAConfig:
     sla = SLAConfig()
-    sla.default = section.convert("default", parse_duration, sla.default)
-    sla.followup_after = section.convert("followup_after", parse_duration, sla.followup_after)
-    sla.stale_sync_after = section.convert("stale_sync_after", parse_duration,
-                                           sla.stale_sync_after)
+    sla.default = section.duration("default", sla.default)
+    sla.followup_after = section.duration("followup_after", sla.followup_after)
+    sla.stale_sync_after = section.duration("stale_sync_after", sla.stale_sync_after)
     overrides = section.section("overrides")
     for name in list(overrides.data):
-        sla.overrides[str(name)] = overrides.convert(name, parse_duration, dt.timedelta())
-    hours = section.get("business_hours", dict)
-    if hours is not None:
-        try:
-            sla.business_hours = BusinessHours.from_config(hours)
-        except ValueError as exc:
-            msg = str(exc)
-            key = section.path("business_hours")
-            if msg.startswith("business_hours."):
-                key, _, msg = msg.partition(": ")
-                key = section.path(key)
-            raise ConfigError(section.file, key, msg) from None
+        sla.overrides[str(name)] = overrides.duration(name, dt.timedelta())
+    if section.has("business_hours"):
+        sla.business_hours = BusinessHours.from_config(
+            None, section=section.section("business_hours"))
     section.reject_unknown()
     return sla
 
 
-def _parse_time(value: str) -> dt.time:
-    try:
-        return dt.time.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"expected a time like 08:00, got {value!r}") from None
+def _read_agent(section: Section, team: TeamConfig) -> AgentConfig:
+    agent = AgentConfig()
+    agent.name = section.get("name", str, agent.name)
+    agent.signature = section.get("signature", str, agent.signature)
+    agent.address = section.get("address", str) or (team.addresses[0] if team.addresses
+                                                     else None)
+    section.reject_unknown()
+    return agent
 
 
-def _check_zone(name: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+def _read_report(section: Section) -> ReportConfig:
+    report = ReportConfig()
+    report.to = section.str_list("to")
+    report.at = section.time_of_day("at", report.at)
+    report.timezone = section.zone("timezone", report.timezone)
+    report.subject = section.get("subject", str, report.subject)
+    section.reject_unknown()
+    return report
 
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
-    return name
+
+def _read_auto_ack(section: Section) -> AutoAckConfig:
+    ack = AutoAckConfig(template=section.get("template", str, required=True))
+    ack.after = section.duration("after", ack.after)
+    ack.per_sender = section.duration("per_sender", ack.per_sender)
+    section.reject_unknown()
+    return ack
 
 
 def load_config(path: Path | str, db_override: Path | str | None = None) -> Config:
@@ -420,89 +343,21 @@ def load_config(path: Path | str, db_override: Path | str | None = None) -> Conf
 
 def config_from_dict(data: Any, path: Path, db_override: Path | str | None = None) -> Config:
     """Validate an already-parsed mapping (also used by tests and the demo)."""
-    from . import rules as rules_mod
-
     base = path.parent
-    top = _Section(data, path, "")
-    accounts: list[AccountConfig] = []
-    if "imap" in top.data and "accounts" in top.data:
-        raise top.error("accounts", "use either imap: (one mailbox) or accounts: (several)")
-    if "accounts" in top.data:
-        items = top.get("accounts", list)
-        for i, item in enumerate(items):
-            sec = _Section(item, path, f"accounts[{i}]")
-            name = sec.get("name", str, required=True)
-            if any(a.name == name for a in accounts):
-                raise sec.error("name", f"duplicate account name {name!r}")
-            accounts.append(_read_account(sec, name, base))
-        if not accounts:
-            raise top.error("accounts", "empty list")
-    elif "imap" in top.data:
-        accounts.append(_read_account(top.section("imap"), "default", base))
-    else:
-        raise top.error("imap", "missing (required): the mailbox to triage")
-
-    team_sec = top.section("team")
-    team = TeamConfig(
-        addresses=[a.lower() for a in team_sec.str_list("addresses")],
-        domains=[d.lower().lstrip("@") for d in team_sec.str_list("domains")],
-        trust=team_sec.get("trust", str, "address"),
-        authserv_id=team_sec.get("authserv_id", str),
-    )
-    if team.trust not in ("address", "authenticated"):
-        raise team_sec.error("trust", f"expected address or authenticated, got {team.trust!r}")
-    if team.trust == "authenticated" and not team.authserv_id:
-        raise team_sec.error("authserv_id", "missing (required with trust: authenticated): the "
-                             "authserv-id your mail server writes in Authentication-Results")
-    for address in team.addresses:
-        if not is_valid(address):
-            raise team_sec.error("addresses", f"not a valid address: {address!r}")
-    team_sec.reject_unknown()
-    if not team.addresses and not team.domains:
-        raise ConfigError(path, "team.addresses", "missing: list the team's addresses or domains")
-
-    db_value = db_override or top.get("db", str, "state.db")
-    db_path = _path(base, str(db_value)) if not db_override else Path(db_override).resolve()
+    top = Section(data, path, "")
+    accounts = _read_accounts(top, base)
+    team = _read_team(top.section("team"))
+    db_value = top.get("db", str, "state.db")
+    db_path = Path(db_override).resolve() if db_override else resolve_path(base, db_value)
     config = Config(path=path, accounts=accounts, team=team, db_path=db_path)
     config.sla = _read_sla(top.section("sla"))
-
-    agent_sec = top.section("agent")
-    config.agent = AgentConfig(
-        name=agent_sec.get("name", str, "Support team"),
-        signature=agent_sec.get("signature", str, ""),
-        address=agent_sec.get("address", str) or (team.addresses[0] if team.addresses else None),
-    )
-    agent_sec.reject_unknown()
-
-    if "smtp" in top.data:
+    config.agent = _read_agent(top.section("agent"), team)
+    if top.has("smtp"):
         config.smtp = _read_smtp(top.section("smtp"), base)
-
-    rep = top.section("report")
-    config.report = ReportConfig(
-        to=rep.str_list("to"),
-        at=rep.convert("at", _parse_time, dt.time(8, 0)),
-        timezone=rep.convert("timezone", _check_zone, "UTC"),
-        subject=rep.get("subject", str, "Support inbox report"),
-    )
-    rep.reject_unknown()
-
-    if "auto_ack" in top.data:
-        ack = top.section("auto_ack")
-        config.auto_ack = AutoAckConfig(
-            template=ack.get("template", str, required=True),
-            after=ack.convert("after", parse_duration, dt.timedelta(minutes=15)),
-            per_sender=ack.convert("per_sender", parse_duration, dt.timedelta(hours=24)),
-        )
-        ack.reject_unknown()
-
-    tdir = top.get("templates", str)
-    config.templates_dir = _path(base, tdir) if tdir else None
-
-    raw_rules = top.get("rules", list, [])
-    try:
-        config.rules = rules_mod.compile_rules(raw_rules)
-    except rules_mod.RuleError as exc:
-        raise ConfigError(path, f"rules[{exc.index}]" + (f" ({exc.name})" if exc.name else ""),
-                          exc.message) from None
+    config.report = _read_report(top.section("report"))
+    if top.has("auto_ack"):
+        config.auto_ack = _read_auto_ack(top.section("auto_ack"))
+    config.templates_dir = top.path_value("templates", base)
+    config.rules = compile_rules(top.items("rules"))
     top.reject_unknown()
     return config

@@ -19,7 +19,7 @@ class MailtriageError(Exception):
     exit_status = EXIT_FAILURE
 
 
-class ConfigError(MailtriageError):
+class ConfigError(MailtriageError, ValueError):
     """A problem with the configuration, naming the file and the dotted key."""
 
     exit_status = EXIT_CONFIG
@@ -48,6 +48,10 @@ class AuthError(SyncError):
 
 class TrustError(AuthError):
     """The server's TLS certificate is not trusted: retrying cannot help, so it is not."""
+
+
+class NotFound(MailtriageError):
+    """No such thing to act on (a thread id that is not in the store)."""
 
 
 class StoreError(MailtriageError):

@@ -14,7 +14,8 @@ from .listing import thread_messages, thread_tags
 from .overdue import threshold_for
 from .senders import AUTO, CUSTOMER, classify_row
 from .sla import Clock, format_duration
-from .store import iso, loads, parse_iso, resolve_thread_id
+from .states import State, effective
+from .store import iso, loads, parse_iso, require_thread
 
 
 def _link_reason(m: dict[str, Any], by_id: dict[str, int], earlier_refs: dict[str, int]) -> str:
@@ -35,15 +36,11 @@ def _link_reason(m: dict[str, Any], by_id: dict[str, int], earlier_refs: dict[st
 
 
 def explain_thread(db: sqlite_utils.Database, config: Config, ref: str | int,
-                   now: dt.datetime) -> dict[str, Any] | None:
-    tid = resolve_thread_id(db, ref)
-    if tid is None:
-        return None
-    t = next(iter(db.query("SELECT t.*, s.state, s.priority, s.snoozed_until FROM threads t "
-                           "LEFT JOIN thread_state s ON s.thread_id = t.id WHERE t.id = ?",
-                           [tid])), None)
-    if t is None:
-        return None
+                   now: dt.datetime) -> dict[str, Any]:
+    """Why a thread is where it is (``triage explain``)."""
+    tid = require_thread(db, ref)
+    [t] = db.query("SELECT t.*, s.state, s.priority, s.snoozed_until FROM threads t "
+                   "LEFT JOIN thread_state s ON s.thread_id = t.id WHERE t.id = ?", [tid])
     msgs = thread_messages(db, tid)
     hits: dict[int, list[str]] = {}
     for r in db.query("SELECT h.message, h.rule FROM rule_hits h JOIN messages m "
@@ -68,7 +65,7 @@ def explain_thread(db: sqlite_utils.Database, config: Config, ref: str | int,
     tags = thread_tags(db, [tid]).get(tid, [])
     since = parse_iso(t["waiting_since"])
     sla: dict[str, Any] = {"business_hours": config.sla.business_hours is not None}
-    if since and t["state"] in ("open", "snoozed"):
+    if since and effective(t["state"], t["snoozed_until"], now) == State.OPEN:
         limit = threshold_for(config.sla, tags, t["priority"])
         due = clock.add(since, limit)
         sla.update({

@@ -15,14 +15,8 @@ from typing import Any
 import sqlite_utils
 
 from .collisions import teammate_drafts
-from .store import iso, loads, query_rows, resolve_thread_id
-from .triage import open_sql
-
-
-def _effective_state(state: str | None, snoozed_until: str | None, now: dt.datetime) -> str:
-    if state == "snoozed" and snoozed_until and snoozed_until <= iso(now):
-        return "open"
-    return state or "open"
+from .states import effective, open_sql
+from .store import iso, loads, query_rows, require_thread
 
 
 def thread_tags(db: sqlite_utils.Database, ids: Sequence[int]) -> dict[int, list[str]]:
@@ -56,7 +50,7 @@ def thread_messages(db: sqlite_utils.Database, thread_id: int) -> list[dict[str,
 
 def thread_dict(row: dict[str, Any], tags: list[str], message_ids: list[str],
                 now: dt.datetime, draft_by: Sequence[str] = ()) -> dict[str, Any]:
-    state = _effective_state(row.get("state"), row.get("snoozed_until"), now)
+    state = effective(row.get("state"), row.get("snoozed_until"), now)
     return {
         "id": row["id"],
         "subject": row["subject"] or "",
@@ -123,15 +117,11 @@ def list_threads(
 
 
 def thread_detail(db: sqlite_utils.Database, ref: str | int,
-                  now: dt.datetime) -> dict[str, Any] | None:
+                  now: dt.datetime) -> dict[str, Any]:
     """One thread with its messages, folders, flags and history (``triage show``)."""
-    tid = resolve_thread_id(db, ref)
-    if tid is None:
-        return None
+    tid = require_thread(db, ref)
     rows = list(db.query("SELECT t.*, s.state, s.snoozed_until, s.priority FROM threads t "
                          "LEFT JOIN thread_state s ON s.thread_id = t.id WHERE t.id = ?", [tid]))
-    if not rows:
-        return None
     out = thread_dict(rows[0], thread_tags(db, [tid]).get(tid, []),
                       thread_message_ids(db, [tid]).get(tid, []), now,
                       draft_authors(db, [tid]).get(tid, ()))

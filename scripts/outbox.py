@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from . import triage
+from . import states, triage
 from .config import AccountConfig, Config
 from .errors import DeliveryUnknown, NotSent, OutboxError, ReplyError
 from .imap import IMAPSession
@@ -162,9 +162,9 @@ def answered(db: sqlite_utils.Database, config: Config, thread_id: int, tags: Se
     unless it was automatic the state; the thread's summary is brought up to date now."""
     at = iso(now)
     if tags:
-        triage.change_tags(db, thread_id, tags, [], at, f"reply:{template}")
+        states.change_tags(db, thread_id, tags, [], at, f"reply:{template}")
     if not auto:
-        triage.set_state(db, thread_id, "waiting", at, "reply")
+        states.set_state(db, thread_id, states.State.WAITING, at, "reply")
     triage.refresh_threads(db, config, [thread_id], now, triage.RefreshResult())
 
 
@@ -304,7 +304,7 @@ def resolve(db: sqlite_utils.Database, config: Config, outbox_id: int, delivered
         else:
             db.execute("UPDATE outbox SET state = ?, resolved_at = ? WHERE id = ?",
                        [FAILED, at, outbox_id])
-        triage.record(db, row["thread_id"], at, "outbox", row["state"],
+        states.record(db, row["thread_id"], at, "outbox", row["state"],
                       SENT if delivered else FAILED, "cli")
     return {**row, "state": SENT if delivered else FAILED, "resolved_at": at}
 

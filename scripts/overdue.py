@@ -32,8 +32,8 @@ from .config import Config, SLAConfig
 from .listing import draft_authors, thread_message_ids, thread_tags
 from .outbox import needs_a_person_sql
 from .sla import Clock
+from .states import open_sql
 from .store import iso, parse_iso
-from .triage import open_sql
 
 
 def threshold_for(sla: SLAConfig, tags: Sequence[str], priority: str | None,
@@ -42,6 +42,9 @@ def threshold_for(sla: SLAConfig, tags: Sequence[str], priority: str | None,
         return override
     matches = [sla.overrides[k] for k in [*tags, priority or ""] if k in sla.overrides]
     return min(matches) if matches else sla.default
+
+
+ATTENTION_REASONS = ("delivery_unknown", "delivery_failed", "bounced")  # waiting for a person
 
 
 def _attention(db: sqlite_utils.Database, columns: str) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from .config import Config
 from .errors import TemplateProblem
+from .validate import Section
 
 FRONT = "---"
 
@@ -109,23 +110,24 @@ class ReplyTemplate:
     source: str = ""
 
 
-def split_front_matter(text: str, name: str) -> tuple[dict[str, Any], str]:
+def _front_matter_error(file: str, key: str, message: str) -> TemplateProblem:
+    return TemplateProblem(f"{file}: front matter: {key}: {message}" if key
+                           else f"{file}: front matter: {message}")
+
+
+def split_front_matter(text: str, name: str) -> tuple[Section, str]:
+    """The template's front matter as a :class:`Section` (empty without one), and its body."""
     if not text.startswith(FRONT):
-        return {}, text
+        return Section({}, name, "", _front_matter_error), text
     end = text.find("\n" + FRONT, len(FRONT))
     if end < 0:
         raise TemplateProblem(f"{name}: front matter starts with --- but never ends")
     try:
-        meta = yaml.safe_load(text[len(FRONT):end]) or {}
+        meta = yaml.safe_load(text[len(FRONT):end])
     except yaml.YAMLError as exc:
         raise TemplateProblem(f"{name}: bad front matter: {exc}") from None
-    if not isinstance(meta, dict):
-        raise TemplateProblem(f"{name}: front matter must be a mapping")
-    unknown = set(meta) - {"subject", "holding", "tags", "description"}
-    if unknown:
-        raise TemplateProblem(f"{name}: unknown front matter key {sorted(unknown)[0]!r}")
     body = text[end + len(FRONT) + 1:]
-    return meta, body.lstrip("\n")
+    return Section(meta, name, "", _front_matter_error), body.lstrip("\n")
 
 
 def reply_names(config: Config | None) -> list[str]:
@@ -140,12 +142,12 @@ def load_reply(config: Config | None, name: str) -> ReplyTemplate:
         path = d / "replies" / f"{name}.j2"
         if path.is_file():
             meta, body = split_front_matter(path.read_text(encoding="utf-8"), f"{name}.j2")
-            tags = meta.get("tags") or []
-            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                raise TemplateProblem(f"{name}.j2: tags must be a list of strings")
-            return ReplyTemplate(name=name, body=body, subject=meta.get("subject"),
-                                 holding=bool(meta.get("holding", False)), tags=tags,
-                                 source=str(path))
+            template = ReplyTemplate(name=name, body=body, source=str(path),
+                                     subject=meta.get("subject", str),
+                                     holding=meta.get("holding", bool, False),
+                                     tags=meta.str_list("tags"))
+            meta.reject_unknown()
+            return template
     raise TemplateProblem(
         f"no reply template {name!r} (have: {', '.join(reply_names(config)) or 'none'})")
 

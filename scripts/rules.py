@@ -12,7 +12,7 @@ A rule matches one message and acts on its thread::
 A pattern is a case-insensitive glob, or a regular expression when written
 ``/like this/``.  A list of patterns matches when any of them does.  Address
 fields (from, to, cc, reply_to) match the bare address or ``Name <address>``.
-Invalid rules raise :class:`RuleError` at load time, never mid-sync.
+Invalid rules are a ConfigError naming the rule at load time, never mid-sync.
 """
 
 from __future__ import annotations
@@ -26,15 +26,11 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
 
+from .validate import Section
+
 FIELDS = ("from", "to", "cc", "reply_to", "subject", "body", "folder", "header")
 PRIORITIES = ("urgent", "high", "normal", "low")
 _TAG_RE = re.compile(r"^[\w][\w.:/-]*$")
-
-
-class RuleError(Exception):
-    def __init__(self, index: int, name: str | None, message: str):
-        self.index, self.name, self.message = index, name, message
-        super().__init__(f"rule {name or index}: {message}")
 
 
 @dataclass(frozen=True)
@@ -181,57 +177,59 @@ def _tags(value: Any) -> tuple[list[str], list[str]]:
     return add, remove
 
 
+TAG_RULE = "a tag is letters, digits, '.', ':', '/', '-' and '_', starting with a letter or digit"
+
+
+def is_tag(name: str) -> bool:
+    return _TAG_RE.match(name) is not None
+
+
 def check_tag(name: str) -> str:
     """Validate a tag name (letters, digits, and . : / - _ inside)."""
-    if not _TAG_RE.match(name):
-        raise ValueError(f"invalid tag {name!r}: use letters, digits, '.', ':', '/', '-', '_'")
+    if not is_tag(name):
+        raise ValueError(f"invalid tag {name!r}: {TAG_RULE}")
     return name
 
 
-def compile_rule(index: int, spec: Any) -> Rule:
-    if not isinstance(spec, Mapping):
-        raise RuleError(index, None, "expected a mapping with name, match/any and actions")
-    name = spec.get("name")
-    if not isinstance(name, str) or not name:
-        raise RuleError(index, None, "missing name")
-    known = {"name", "match", "all", "any", "tags", "priority", "close"}
-    for key in spec:
-        if key not in known:
-            raise RuleError(index, name, f"unknown key {key!r} (use {', '.join(sorted(known))})")
+def compile_rule(sec: Section) -> Rule:
+    """One ``rules:`` entry; problems are raised naming the rule (``rules[0] (billing)``)."""
+    name = sec.get("name", str)
+    if not name:
+        raise sec.error("name", "missing name")
+    sec.key = f"{sec.key} ({name})"
     try:
-        all_spec = spec.get("match", spec.get("all"))
+        all_spec = sec.get("match", dict) if sec.has("match") else sec.get("all", dict)
         all_conds = _conditions(all_spec, "match") if all_spec is not None else ()
-        any_spec = spec.get("any")
+        any_spec = sec.get("any", list)
         any_groups: tuple[tuple[Condition, ...], ...] = ()
         if any_spec is not None:
-            if not isinstance(any_spec, list) or not any_spec:
+            if not any_spec:
                 raise ValueError("any: expected a list of mappings")
             any_groups = tuple(_conditions(g, "any") for g in any_spec)
         if not all_conds and not any_groups:
             raise ValueError("needs match: or any: conditions")
-        add, remove = _tags(spec.get("tags", []))
-        priority = spec.get("priority")
+        add, remove = _tags(sec.get("tags", (list, str), []))
+        priority = sec.get("priority", str)
         if priority is not None and priority not in PRIORITIES:
             raise ValueError(f"priority: expected one of {', '.join(PRIORITIES)}")
-        close = spec.get("close", False)
-        if not isinstance(close, bool):
-            raise ValueError("close: expected true or false")
+        close = sec.get("close", bool, False)
         if not (add or remove or priority or close):
             raise ValueError("no action: give tags, priority or close")
     except ValueError as exc:
-        raise RuleError(index, name, str(exc)) from None
+        raise sec.error_here(str(exc)) from None
+    sec.reject_unknown()
     conds = all_conds + tuple(c for g in any_groups for c in g)
     headers = tuple(sorted({c.header for c in conds if c.header}))
     return Rule(name, all_conds, any_groups, tuple(add), tuple(remove), priority, close, headers)
 
 
-def compile_rules(specs: Sequence[Any]) -> list[Rule]:
-    """Compile the ``rules:`` list; raise RuleError naming the first bad rule."""
-    rules = [compile_rule(i, spec) for i, spec in enumerate(specs or [])]
+def compile_rules(sections: Sequence[Section]) -> list[Rule]:
+    """Compile the ``rules:`` list; a ConfigError names the first bad rule."""
+    rules = [compile_rule(sec) for sec in sections]
     seen: set[str] = set()
-    for i, rule in enumerate(rules):
+    for sec, rule in zip(sections, rules, strict=True):
         if rule.name in seen:
-            raise RuleError(i, rule.name, "duplicate rule name")
+            raise sec.error_here("duplicate rule name")
         seen.add(rule.name)
     return rules
 

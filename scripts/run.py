@@ -25,13 +25,21 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from . import outbox, sending, smtp
+from . import outbox, render, sending, smtp
 from . import report as report_mod
 from . import sync as sync_mod
 from .config import Config, ReportConfig
-from .errors import ConfigError, SendError, SyncError, TemplateProblem
+from .errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    ConfigError,
+    MailtriageError,
+    SendError,
+    SyncError,
+    TemplateProblem,
+)
 from .overdue import overdue
-from .render import holding_templates
+from .reportmail import render_report, report_message
 from .store import get_meta, iso, parse_iso, set_meta
 from .triage import refresh
 
@@ -51,14 +59,23 @@ class RunResult:
     acked: list[int] = field(default_factory=list)
     report_for: str | None = None  # local date of the report sent in this run
     overdue: int = 0
-    errors: list[str] = field(default_factory=list)  # run-time failures (exit 1)
-    problems: list[str] = field(default_factory=list)  # one thread's reply failed (exit 1)
-    config_errors: list[str] = field(default_factory=list)  # configuration problems (exit 2)
+    # what went wrong, each with the exit status it calls for (errors.py)
+    failures: list[tuple[int, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # sent, but something minor went wrong
+
+    def failed(self, what: str, exc: MailtriageError | str,
+               status: int = EXIT_FAILURE) -> None:
+        if isinstance(exc, MailtriageError):
+            status = exc.exit_status
+        self.failures.append((status, f"{what}: {exc}" if what else str(exc)))
 
     @property
     def ok(self) -> bool:
-        return not self.errors and not self.config_errors
+        return not self.failures
+
+    @property
+    def exit_status(self) -> int:
+        return max((status for status, _ in self.failures), default=EXIT_OK)
 
 
 
@@ -103,11 +120,8 @@ def sync_all(db: sqlite_utils.Database, config: Config, now: dt.datetime, result
         try:
             result.synced.append(sync_fn(db, config, now, accounts=[account.name],
                                          refresh=False))
-        except ConfigError as exc:
-            result.config_errors.append(str(exc))
-            _record_sync_error(db, config, account.name, str(exc))
-        except SyncError as exc:
-            result.errors.append(f"sync {account.name}: {exc}")
+        except (ConfigError, SyncError) as exc:  # this account only: the others still sync
+            result.failed("" if isinstance(exc, ConfigError) else f"sync {account.name}", exc)
             _record_sync_error(db, config, account.name, str(exc))
     # once for all accounts; states still move for the accounts that did sync
     refresh(db, config, now)
@@ -161,9 +175,9 @@ def auto_acknowledge(db: sqlite_utils.Database, config: Config, now: dt.datetime
     for tid, waiting_since in ack_targets(db, config, now):
         try:
             reply = compose.render_reply(db, config, tid, ack.template, now, auto=True)
-        except (TemplateProblem, compose.ReplyError) as exc:
+        except (TemplateProblem, compose.ReplyError) as exc:  # this thread only
             outbox.record_failure(db, None, tid, ack.template, str(exc), now, auto=True)
-            result.problems.append(f"auto_ack thread {tid}: not sent: {exc}")
+            result.failed(f"auto_ack thread {tid}: not sent", str(exc))
             continue
         # One acknowledgement per address per auto_ack.per_sender, however it is threaded:
         # the newest thread gets it, and one held back is not acknowledged later either
@@ -182,14 +196,17 @@ def auto_acknowledge(db: sqlite_utils.Database, config: Config, now: dt.datetime
         elif done.outcome is None:  # a teammate's draft, an earlier unknown, a down server
             continue
         elif done.outcome.connection:  # the server is unwell: the next run tries again
-            result.errors.append(f"auto_ack: {done.outcome.error}")
+            result.failed("auto_ack", str(done.outcome.error))
         else:
-            result.problems.append(f"auto_ack thread {done.thread_id}: {done.outcome.state}: "
-                                   f"{done.outcome.error}")
+            result.failed(f"auto_ack thread {done.thread_id}: {done.outcome.state}",
+                          str(done.outcome.error))
 
 
 def send_daily_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
-                      result: RunResult, send: Callable[[Any, Any], None] | None = None) -> None:
+                      result: RunResult, send: Callable[[Any, Any], None] | None = None,
+                      items: list[dict[str, Any]] | None = None) -> None:
+    """The report, once per local day at ``report.at`` (see :func:`report_slot`); ``items``
+    is what ``overdue`` lists now, when the caller has it already."""
     send = send or smtp.send_message
     if not config.report.to:
         return
@@ -201,15 +218,11 @@ def send_daily_report(db: sqlite_utils.Database, config: Config, now: dt.datetim
     if last_for:  # a catch-up report covers everything since the last one
         last_at = slot_time(config.report, dt.date.fromisoformat(last_for))
         since = min(since, max(last_at, now - MAX_CATCH_UP))
-    data = report_mod.build_report(db, config, now, since=since)
+    data = report_mod.build_report(db, config, now, since=since, items=items)
     try:
-        msg = report_mod.report_message(config, data, now)
-        send(config.smtp, msg)
-    except ConfigError as exc:
-        result.config_errors.append(str(exc))
-        return
-    except (TemplateProblem, SendError) as exc:  # not marked as sent: the next run tries again
-        result.errors.append(f"report: {exc}")
+        send(config.smtp, report_message(config, render_report(config, data), now))
+    except (ConfigError, TemplateProblem, SendError) as exc:  # the next run tries again
+        result.failed("" if isinstance(exc, ConfigError) else "report", exc)
         return
     with db.atomic():
         set_meta(db, LAST_REPORT_KEY, slot.isoformat())
@@ -235,8 +248,9 @@ def run(
             auto_acknowledge(db, config, now, result)
         else:
             log.info("auto_ack skipped: the sync failed")
+    items = overdue(db, config, now, holding_templates=render.holding_templates(config))
+    result.overdue = len(items)
     if send_report:
-        send_daily_report(db, config, now, result, send=send)
-    result.overdue = len(overdue(db, config, now, holding_templates=holding_templates(config)))
+        send_daily_report(db, config, now, result, send=send, items=items)
     return result
 

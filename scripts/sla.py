@@ -1,4 +1,4 @@
-"""SLA clock: durations, business hours and due-time arithmetic.
+"""SLA clock: business hours and due-time arithmetic.
 
 Pure functions over timezone-aware datetimes; no I/O. Every datetime returned is in UTC.
 Business-hours windows are built as local wall times on each local date and only then
@@ -7,23 +7,16 @@ converted to UTC, so DST changes are handled by ``zoneinfo`` rather than by hand
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-__all__ = [
-    "MAX_SEARCH_DAYS",
-    "MAX_SEGMENTS",
-    "BusinessHours",
-    "Clock",
-    "format_duration",
-    "parse_duration",
-    "parse_now",
-    "parse_when",
-]
+from .times import as_utc, format_duration
+from .validate import Section
+
+__all__ = ["MAX_SEARCH_DAYS", "MAX_SEGMENTS", "BusinessHours", "Clock"]
 
 #: ``Clock.add`` gives up (ValueError) when the due time would be further away than this,
 #: so a calendar with no open time (e.g. everything a holiday) cannot loop forever.
@@ -32,133 +25,42 @@ MAX_SEARCH_DAYS = 3660  # ~10 years
 #: Default upper bound on the number of windows ``Clock.segments`` returns (a year of days).
 MAX_SEGMENTS = 366
 
-_UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_UNIT_ORDER = "wdhms"
-_DURATION_PART = re.compile(r"(\d+)\s*([a-z])\s*")
-_DURATION_HELP = "use a number followed by s, m, h, d or w, e.g. 4h or 2d"
-
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAY_NAMES = {name: i for i, full in enumerate(_WEEKDAYS) for name in (full, full[:3])}
 _DAY_NAMES.update(tues=1, thur=3, thurs=3)
-_TIME_RE = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
 
 
-# --------------------------------------------------------------------------- durations
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse a compact duration such as ``45m``, ``4h``, ``3d``, ``1w`` or ``1d4h30m``.
-
-    Units must appear largest first and at most once; whitespace between parts is allowed so
-    that the output of :func:`format_duration` (``"3d 4h"``) parses back. A bare number is
-    rejected because "24" could mean hours or days depending on who wrote it.
-    """
-    if not isinstance(text, str):
-        raise ValueError(f"invalid duration {text!r}: expected text like 4h or 2d")
-    raw = text
-    text = text.strip().lower()
-    if not text:
-        raise ValueError(f"invalid duration {raw!r}: empty; {_DURATION_HELP}")
-    if text.isdigit():
-        raise ValueError(
-            f"invalid duration {raw!r}: a bare number needs a unit (s, m, h, d or w), "
-            f"e.g. {text}h or {text}d"
-        )
-    seconds = 0
-    pos = 0
-    last_rank = -1
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if match is None or match.group(2) not in _UNIT_SECONDS:
-            raise ValueError(f"invalid duration {raw!r}: {_DURATION_HELP}")
-        unit = match.group(2)
-        rank = _UNIT_ORDER.index(unit)
-        if rank <= last_rank:
-            raise ValueError(
-                f"invalid duration {raw!r}: give each unit once, largest first, e.g. 1d4h30m"
-            )
-        last_rank = rank
-        seconds += int(match.group(1)) * _UNIT_SECONDS[unit]
-        pos = match.end()
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        raise ValueError(f"invalid duration {raw!r}: too large") from None
-
-
-def format_duration(td: timedelta) -> str:
-    """Render a duration compactly for reports: ``"3d 4h"``, ``"45m"``, ``"0m"``.
-
-    Days, hours and minutes are shown (zero parts omitted); seconds only when the whole
-    duration is under a minute. Negative durations (overdue) get a leading ``-``.
-    """
-    total = int(td.total_seconds())  # truncates toward zero: sub-second noise is irrelevant
-    sign = "-" if total < 0 else ""
-    total = abs(total)
-    if total < 60:
-        return f"{sign}{total}s" if total else "0m"
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    parts = [f"{n}{u}" for n, u in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
-    return sign + " ".join(parts)
-
-
-# --------------------------------------------------------------------------- business hours
-
-
-def _parse_day(value: Any, key: str) -> int:
+def _parse_day(value: Any) -> int:
     if isinstance(value, str) and value.strip().lower() in _DAY_NAMES:
         return _DAY_NAMES[value.strip().lower()]
-    raise ValueError(f"{key}: unknown day {value!r} (use mon, tue, wed, thu, fri, sat, sun)")
+    raise ValueError(f"unknown day {value!r} (use mon, tue, wed, thu, fri, sat, sun)")
 
 
-def _parse_days(value: Any, key: str) -> frozenset[int]:
+def _parse_days(value: Any) -> frozenset[int]:
     items: list[Any]
     if isinstance(value, str):
         items = [p for p in value.split(",") if p.strip()]
     elif isinstance(value, list | tuple | set | frozenset):
         items = list(value)
     else:
-        raise ValueError(f"{key}: expected a list of days like [mon, tue] or 'mon-fri'")
+        raise ValueError("expected a list of days like [mon, tue] or 'mon-fri'")
     days: set[int] = set()
     for item in items:
         if isinstance(item, str) and "-" in item:
             first, _, last = item.partition("-")
-            lo, hi = _parse_day(first, key), _parse_day(last, key)
+            lo, hi = _parse_day(first), _parse_day(last)
             # Ranges may wrap around the week, e.g. "fri-mon".
             days.update((lo + i) % 7 for i in range((hi - lo) % 7 + 1))
         else:
-            days.add(_parse_day(item, key))
+            days.add(_parse_day(item))
     if not days:
-        raise ValueError(f"{key}: at least one open day is required")
+        raise ValueError("at least one open day is required")
     return frozenset(days)
 
 
-def _parse_time(value: Any, key: str) -> time:
-    if isinstance(value, time):
-        if value.tzinfo is not None:
-            raise ValueError(f"{key}: give a local time without a time zone")
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        # PyYAML reads an unquoted 17:00 as the base-60 integer 1020.
-        raise ValueError(f"{key}: got the number {value}; quote times in YAML, e.g. '17:00'")
-    if isinstance(value, str):
-        match = _TIME_RE.fullmatch(value.strip())
-        if match:
-            hour, minute, second = (int(g or 0) for g in match.groups())
-            try:
-                return time(hour, minute, second)
-            except ValueError:
-                pass
-    raise ValueError(f"{key}: invalid time {value!r} (expected HH:MM, e.g. '09:00')")
-
-
-def _parse_holidays(value: Any, key: str) -> frozenset[date]:
-    if value is None:
-        return frozenset()
+def _parse_holidays(value: Any) -> frozenset[date]:
     if not isinstance(value, list | tuple | set | frozenset):
-        raise ValueError(f"{key}: expected a list of dates like ['2026-12-25']")
+        raise ValueError("expected a list of dates like ['2026-12-25']")
     out: set[date] = set()
     for item in value:
         # YAML turns unquoted dates into date objects; a datetime is a date subclass, refuse it.
@@ -168,19 +70,8 @@ def _parse_holidays(value: Any, key: str) -> frozenset[date]:
         try:
             out.add(date.fromisoformat(item.strip()))
         except (AttributeError, TypeError, ValueError):
-            raise ValueError(f"{key}: invalid date {item!r} (expected YYYY-MM-DD)") from None
+            raise ValueError(f"invalid date {item!r} (expected YYYY-MM-DD)") from None
     return frozenset(out)
-
-
-def _parse_zone(value: Any, key: str) -> ZoneInfo:
-    if isinstance(value, ZoneInfo):
-        return value
-    if isinstance(value, str) and value.strip():
-        try:
-            return ZoneInfo(value.strip())
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            pass
-    raise ValueError(f"{key}: unknown time zone {value!r} (use an IANA name like 'Europe/Berlin')")
 
 
 @dataclass(frozen=True)
@@ -206,32 +97,20 @@ class BusinessHours:
             )
 
     @classmethod
-    def from_config(cls, mapping: Mapping[str, Any] | None) -> BusinessHours:
-        """Build from the ``business_hours`` config section, reporting errors by key.
-
-        Defaults: Monday to Friday, 09:00-17:00, UTC, no holidays.
-        """
-        prefix = "business_hours"
-        if mapping is None:
-            mapping = {}
-        if not isinstance(mapping, Mapping):
-            raise ValueError(f"{prefix}: expected a mapping with timezone, days, start, end")
-        known = {"timezone", "days", "start", "end", "holidays"}
-        unknown = sorted(str(k) for k in mapping if k not in known)
-        if unknown:
-            raise ValueError(
-                f"{prefix}: unknown key {unknown[0]!r} (expected {', '.join(sorted(known))})"
-            )
-        tz = _parse_zone(mapping.get("timezone", "UTC"), f"{prefix}.timezone")
-        days = _parse_days(mapping.get("days", "mon-fri"), f"{prefix}.days")
-        start = _parse_time(mapping.get("start", "09:00"), f"{prefix}.start")
-        end = _parse_time(mapping.get("end", "17:00"), f"{prefix}.end")
+    def from_config(cls, mapping: Mapping[str, Any] | None,
+                    section: Section | None = None) -> BusinessHours:
+        """Read the ``business_hours`` settings (defaults: Monday to Friday, 09:00-17:00,
+        UTC, no holidays); a ConfigError names the key that is wrong."""
+        sec = section or Section(mapping, None, "business_hours")
+        tz = ZoneInfo(sec.zone("timezone", "UTC"))
+        days = sec.convert("days", _parse_days, frozenset(range(5)))
+        start = sec.time_of_day("start", time(9, 0))
+        end = sec.time_of_day("end", time(17, 0))
         if end <= start:
-            raise ValueError(
-                f"{prefix}.end: {end:%H:%M} must be after start {start:%H:%M} "
-                "(windows crossing midnight are not supported)"
-            )
-        holidays = _parse_holidays(mapping.get("holidays"), f"{prefix}.holidays")
+            raise sec.error("end", f"{end:%H:%M} must be after start {start:%H:%M} "
+                                   "(windows crossing midnight are not supported)")
+        holidays = sec.convert("holidays", _parse_holidays, frozenset[date]())
+        sec.reject_unknown()
         return cls(tz=tz, days=days, start=start, end=end, holidays=holidays)
 
     def window(self, day: date) -> tuple[datetime, datetime] | None:
@@ -274,15 +153,6 @@ class BusinessHours:
 # --------------------------------------------------------------------------- clock
 
 
-def _as_utc(value: datetime, name: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
-    # Converting first matters: ``aware + timedelta`` is wall-time arithmetic in its own zone.
-    return value.astimezone(UTC)
-
-
 @dataclass(frozen=True)
 class Clock:
     """SLA clock: wall-clock (24/7) when ``hours`` is None, otherwise business hours only."""
@@ -297,7 +167,7 @@ class Clock:
         next opening). Raises ValueError if that lies more than ~10 years
         (:data:`MAX_SEARCH_DAYS`) away.
         """
-        start = _as_utc(start, "start")
+        start = as_utc(start, "start")
         if amount < timedelta(0):
             raise ValueError(f"SLA amount must not be negative: {amount}")
         if self.hours is None:
@@ -332,8 +202,8 @@ class Clock:
         of working days); later ones are silently dropped, so callers that need the full
         total should use :meth:`elapsed`. ``limit=None`` means unbounded.
         """
-        start = _as_utc(start, "start")
-        end = _as_utc(end, "end")
+        start = as_utc(start, "start")
+        end = as_utc(end, "end")
         if end <= start:
             return []
         if self.hours is None:
@@ -347,57 +217,3 @@ class Clock:
         return out
 
 
-# --------------------------------------------------------------------------- CLI values
-
-
-def parse_when(text: str, now: datetime, tz: ZoneInfo | None = None,
-               past: bool = False) -> datetime:
-    """Parse an ``--until``/``--since`` value into an aware UTC datetime.
-
-    Accepts a duration relative to ``now`` (``3d``, ``4h``; a leading ``-`` means before
-    ``now``, and so does any duration with ``past``, as ``--since 3d`` wants), an ISO date
-    (midnight in ``tz``) or an ISO datetime (naive ones are read in ``tz``; ``tz``
-    defaults to UTC).
-    """
-    now = _as_utc(now, "now")
-    zone = tz or UTC
-    raw = text
-    text = text.strip() if isinstance(text, str) else ""
-    sign, body = (-1, text[1:]) if text.startswith("-") else (1, text.removeprefix("+"))
-    if past:
-        sign = -1
-    if body[:1].isdigit():
-        try:
-            return now + sign * parse_duration(body)
-        except ValueError:
-            pass  # not a duration; maybe an ISO date such as 20261201
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        value = None
-    if value is not None:
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=zone)
-        return value.astimezone(UTC)
-    hint = "use a duration like 3d or 4h, a date like 2026-12-01 or a time like 2026-12-01T09:00"
-    if body.isdigit():
-        raise ValueError(f"invalid time {raw!r}: a bare number needs a unit; {hint}")
-    raise ValueError(f"invalid time {raw!r}: {hint}")
-
-
-def parse_now(text: str | None) -> datetime:
-    """Resolve the global ``--now`` option: None is the real current time, else ISO-8601.
-
-    Naive values are taken as UTC so test fixtures and cron runs agree.
-    """
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except (AttributeError, ValueError):
-        raise ValueError(
-            f"invalid --now value {text!r}: expected ISO-8601, e.g. 2026-12-01T09:00:00Z"
-        ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

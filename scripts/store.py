@@ -21,7 +21,7 @@ from typing import Any, overload
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from .errors import StoreError
+from .errors import NotFound, StoreError
 
 migrations = Migrations("mailtriage")
 
@@ -395,6 +395,14 @@ def resolve_thread_id(db: sqlite_utils.Database, ref: str | int) -> int | None:
             return None
         tid = row[0]
     return None
+
+
+def require_thread(db: sqlite_utils.Database, ref: str | int) -> int:
+    """:func:`resolve_thread_id`, or NotFound naming what was asked for."""
+    tid = resolve_thread_id(db, ref)
+    if tid is None:
+        raise NotFound(f"no thread {str(ref)!r}")
+    return tid
 
 
 def loads(value: str | None) -> Any:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,17 +30,8 @@ from . import bounces
 from .config import Config, TeamConfig
 from .rules import MessageView, matching_rules
 from .senders import AUTO, CUSTOMER, US, classify
+from .states import change_tags, first_state, follow_mail, set_priority, set_state, wake_snoozed
 from .store import chunks, iso, parse_iso, query_in, query_rows
-
-STATES = ("open", "waiting", "snoozed", "closed")
-
-
-def open_sql(now_param: str = "?") -> str:
-    """SQL on ``thread_state s``: open, or snoozed until a time that has passed.
-
-    A snooze runs out at its time, not at the next sync, so every query takes ``now``.
-    """
-    return f"(s.state = 'open' OR (s.state = 'snoozed' AND s.snoozed_until <= {now_param}))"
 
 
 @dataclass
@@ -127,71 +118,6 @@ class RefreshResult:
     rule_hits: int = 0
 
 
-def record(db: sqlite_utils.Database, thread_id: int, at: str, fld: str, old: Any, new: Any,
-           cause: str) -> None:
-    db.execute(
-        "INSERT INTO history (thread_id, at, field, old, new, cause) VALUES (?, ?, ?, ?, ?, ?)",
-        [thread_id, at, fld, None if old is None else str(old),
-         None if new is None else str(new), cause],
-    )
-
-
-def set_state(db: sqlite_utils.Database, thread_id: int, state: str, at: str, cause: str,
-              snoozed_until: str | None = None, current: Mapping[str, Any] | None = None) -> bool:
-    """Change a thread's state (with history); return whether it changed."""
-    if current is None:
-        rows = list(db.query("SELECT * FROM thread_state WHERE thread_id = ?", [thread_id]))
-        current = rows[0] if rows else None
-    old = current["state"] if current else None
-    old_until = current["snoozed_until"] if current else None
-    if old == state and old_until == snoozed_until:
-        return False
-    db.execute(
-        "INSERT INTO thread_state (thread_id, state, snoozed_until, changed_at) "
-        "VALUES (?, ?, ?, ?) ON CONFLICT(thread_id) DO UPDATE SET state = excluded.state, "
-        "snoozed_until = excluded.snoozed_until, changed_at = excluded.changed_at",
-        [thread_id, state, snoozed_until, at],
-    )
-    record(db, thread_id, at, "state", old, state + (f" until {snoozed_until}"
-                                                       if snoozed_until else ""), cause)
-    return True
-
-
-def change_tags(db: sqlite_utils.Database, thread_id: int, add: Iterable[str],
-                remove: Iterable[str], at: str, cause: str) -> list[str]:
-    """Add and remove tags with history; return the changes made (``+tag``/``-tag``)."""
-    changes = []
-    for tag in add:
-        cur = db.execute("INSERT OR IGNORE INTO tags (thread_id, tag, added_at, cause) "
-                         "VALUES (?, ?, ?, ?)", [thread_id, tag, at, cause])
-        if cur.rowcount:
-            record(db, thread_id, at, "tag", None, "+" + tag, cause)
-            changes.append("+" + tag)
-    for tag in remove:
-        cur = db.execute("DELETE FROM tags WHERE thread_id = ? AND tag = ?", [thread_id, tag])
-        if cur.rowcount:
-            record(db, thread_id, at, "tag", None, "-" + tag, cause)
-            changes.append("-" + tag)
-    return changes
-
-
-def set_priority(db: sqlite_utils.Database, thread_id: int, priority: str | None, at: str,
-                 cause: str) -> bool:
-    row = db.execute("SELECT priority FROM thread_state WHERE thread_id = ?",
-                     [thread_id]).fetchone()
-    old = row[0] if row else None
-    if old == priority:
-        return False
-    if row:
-        db.execute("UPDATE thread_state SET priority = ? WHERE thread_id = ?",
-                   [priority, thread_id])
-    else:
-        db.execute("INSERT INTO thread_state (thread_id, state, priority, changed_at) "
-                   "VALUES (?, 'open', ?, ?)", [thread_id, priority, at])
-    record(db, thread_id, at, "priority", old, priority, cause)
-    return True
-
-
 @dataclass
 class _ThreadFacts:
     events: list[Event] = field(default_factory=list)
@@ -267,7 +193,7 @@ def refresh_threads(db: sqlite_utils.Database, config: Config, thread_ids: Seque
 
     at = iso(now)
     facts = _load_facts(db, thread_ids, config.team)
-    states = {r["thread_id"]: r for r in query_in(
+    current_states = {r["thread_id"]: r for r in query_in(
         db, "SELECT * FROM thread_state WHERE thread_id IN ({in})", thread_ids)}
     updates = []
     first_states: list[tuple[int, str, str]] = []
@@ -283,13 +209,11 @@ def refresh_threads(db: sqlite_utils.Database, config: Config, thread_ids: Seque
             s.last_team_template, s.last_sender, int(s.automated),
             json.dumps(s.signals) if s.signals else None, tid,
         ))
-        current = states.get(tid)
+        current = current_states.get(tid)
         if current is None:
-            waiting = s.waiting_since is not None
-            first_states.append(
-                (tid, "closed" if s.automated else ("open" if waiting else "waiting"), at))
-        else:
-            _move_state(db, tid, s, current, at, result)
+            first_states.append((tid, first_state(s).value, at))
+        elif follow_mail(db, tid, s, current, at):
+            result.reopened.append(tid)
         if s.automated:
             automated.append(tid)
     db.conn.executemany(
@@ -303,36 +227,6 @@ def refresh_threads(db: sqlite_utils.Database, config: Config, thread_ids: Seque
         "VALUES (?, ?, 'state', NULL, ?, 'sync')", [(t, a, st) for t, st, a in first_states])
     for tid in automated:
         change_tags(db, tid, ["automated"], [], at, "sync")
-
-
-def _move_state(db: sqlite_utils.Database, tid: int, s: Summary, current: Mapping[str, Any],
-                at: str, result: RefreshResult) -> None:
-    waiting = s.waiting_since is not None
-    state = current["state"]
-    changed_at = parse_iso(current["changed_at"]) or dt.datetime.min.replace(tzinfo=dt.UTC)
-    new_customer_mail = waiting and s.last_customer_at is not None \
-        and s.last_customer_at > changed_at
-    if state in ("closed", "snoozed") and new_customer_mail:
-        set_state(db, tid, "open", at, "sync: new customer mail", current=current)
-        result.reopened.append(tid)
-    elif state == "open" and not waiting and not s.automated:
-        set_state(db, tid, "waiting", at, "sync: answered", current=current)
-    elif state == "waiting" and waiting:
-        set_state(db, tid, "open", at, "sync: customer wrote again", current=current)
-
-
-def wake_snoozed(db: sqlite_utils.Database, now: dt.datetime) -> list[int]:
-    """Snoozes that have run out go back to open (customer waiting) or waiting."""
-    at = iso(now)
-    woken = []
-    for r in db.query(
-        "SELECT s.*, t.waiting_since FROM thread_state s JOIN threads t ON t.id = s.thread_id "
-        "WHERE s.state = 'snoozed' AND s.snoozed_until <= ?", [at]
-    ):
-        state = "open" if r["waiting_since"] else "waiting"
-        set_state(db, r["thread_id"], state, at, "sync: snooze expired", current=r)
-        woken.append(r["thread_id"])
-    return woken
 
 
 def apply_rules(db: sqlite_utils.Database, config: Config, message_ids: Sequence[int],

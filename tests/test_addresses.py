@@ -98,7 +98,9 @@ element = st.one_of(
 @given(st.lists(element, min_size=1, max_size=3).map(", ".join))
 def test_every_valid_address_is_one_address_on_the_wire(value):
     """Whatever a header says, an address called valid has no control characters and, put in
-    a To: header the way replies build it, reads back as exactly that one address."""
+    a To: header the way replies build it (the bare address: the email package misquotes a
+    display name such as 'a"=0Db@x <c@x>, , d"' into two addresses), reads back as exactly
+    that one address."""
     for mailbox in read_list(value):
         if not mailbox.valid:
             continue
@@ -108,7 +110,7 @@ def test_every_valid_address_is_one_address_on_the_wire(value):
         if not addr.isascii():
             continue
         msg = EmailMessage(policy=email.policy.default)
-        msg["To"] = Address(display_name=mailbox.name, addr_spec=addr)
+        msg["To"] = Address(addr_spec=addr)
         raw = msg.as_bytes()
         back = email.message_from_bytes(raw, policy=email.policy.default)
         assert [a.addr_spec.lower() for a in back["To"].addresses] == [addr]

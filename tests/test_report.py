@@ -12,10 +12,11 @@ from click.testing import CliRunner
 
 from mailtriage.cli import cli
 from mailtriage.config import load_config
-from mailtriage.report import build_report, percentile, render_report, report_message
+from mailtriage.report import build_report, percentile
+from mailtriage.reportmail import render_report, report_message
+from mailtriage.states import change_tags
 from mailtriage.store import open_db
 from mailtriage.sync import sync
-from mailtriage.triage import change_tags
 
 from mailfactory import NOW, put, write_config
 
@@ -218,7 +219,7 @@ def test_report_message_is_multipart_alternative(env):
     mb, cfg = env
     put(mb, "INBOX", msgid="evil@c.test", subject=EVIL, date=NOW - dt.timedelta(hours=30))
     config, db = synced(cfg)
-    msg = report_message(config, build_report(db, config, NOW), NOW)
+    msg = report_message(config, render_report(config, build_report(db, config, NOW)), NOW)
     assert msg.get_content_type() == "multipart/alternative"
     parts = [p.get_content_type() for p in msg.iter_parts()]
     assert parts == ["text/plain", "text/html"]

@@ -10,15 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailtriage.sla import (
-    MAX_SEGMENTS,
-    BusinessHours,
-    Clock,
-    format_duration,
-    parse_duration,
-    parse_now,
-    parse_when,
-)
+from mailtriage.sla import MAX_SEGMENTS, BusinessHours, Clock
+from mailtriage.times import format_duration, parse_duration, parse_now, parse_when
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -159,7 +152,7 @@ def test_from_config_days(days, expected: set[int]) -> None:
         ({"end": 1020}, "business_hours.end: got the number 1020; quote"),
         ({"holidays": ["2026-13-01"]}, "business_hours.holidays: invalid date '2026-13-01'"),
         ({"holidays": "2026-12-25"}, "business_hours.holidays"),
-        ({"hollidays": []}, "business_hours: unknown key 'hollidays'"),
+        ({"hollidays": []}, "business_hours.hollidays: unknown key"),
     ],
 )
 def test_from_config_errors_name_the_key(config: dict, message: str) -> None:
@@ -399,9 +392,6 @@ def test_parse_now() -> None:
     assert parse_now("2026-06-05T12:00") == NOW
     assert parse_now("2026-06-05T14:00+02:00").tzinfo == UTC
     assert parse_now("2026-06-05T14:00+02:00") == NOW
-    before = datetime.now(UTC)
-    current = parse_now(None)
-    assert current.tzinfo is not None and before <= current <= datetime.now(UTC)
     with pytest.raises(ValueError, match="--now"):
         parse_now("yesterday")
 

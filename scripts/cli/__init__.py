@@ -18,8 +18,8 @@ from typing import Any
 import click
 
 from ..errors import MailtriageError
-from ..sla import parse_now
 from .app import App
+from .params import MOMENT
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
@@ -75,15 +75,6 @@ class TriageGroup(click.Group):
                 from None
 
 
-def _parse_now(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return parse_now(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 @click.group(cls=TriageGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mailtriage")
 @click.option("--config", "config_path", envvar="TRIAGE_CONFIG", default="config.yaml",
@@ -91,7 +82,7 @@ def _parse_now(ctx: click.Context, param: click.Parameter, value: str | None) ->
               help="Config file (env TRIAGE_CONFIG).")
 @click.option("--db", "db_path", envvar="TRIAGE_DB", type=click.Path(dir_okay=False),
               help="Database file; default: db: in the config (env TRIAGE_DB).")
-@click.option("--now", callback=_parse_now, metavar="ISO-8601",
+@click.option("--now", type=MOMENT,
               help="The clock for every age computation (default: the real time).")
 @click.option("-v", "--verbose", count=True, help="More output on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")

@@ -1,5 +1,5 @@
-"""What every command shares: the :class:`App` built from the global options,
-the decorators that hand it to commands, and the exit codes."""
+"""What every command shares: the :class:`App` built from the global options, and the
+decorators that hand it to commands."""
 
 from __future__ import annotations
 
@@ -12,19 +12,11 @@ from typing import Any, TypeVar
 import click
 import sqlite_utils
 
-from ..config import Config, ConfigError, load_config
-from ..store import StoreError, open_db
+from .. import render
+from ..config import Config, load_config
+from ..store import open_db
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_OVERDUE = 0, 1, 2, 3
-
-
-class ConfigProblem(click.ClickException):
-    """Bad configuration or usage: exit status 2, one line, no traceback."""
-
-    exit_code = EXIT_CONFIG
-
 
 class App:
     """What every command needs, built lazily from the global options."""
@@ -43,17 +35,17 @@ class App:
 
     @cached_property
     def config(self) -> Config:
-        try:
-            return load_config(self.config_path, self.db_override)
-        except ConfigError as exc:
-            raise ConfigProblem(str(exc)) from None
+        return load_config(self.config_path, self.db_override)
 
     @cached_property
     def db(self) -> sqlite_utils.Database:
-        try:
-            return open_db(self.config.db_path)
-        except StoreError as exc:
-            raise click.ClickException(str(exc)) from None
+        return open_db(self.config.db_path)
+
+    @cached_property
+    def holding_templates(self) -> set[str]:
+        """The holding templates' names, read once per command (every template file is
+        read and its front matter parsed to know)."""
+        return render.holding_templates(self.config)
 
     def echo(self, message: str = "", err: bool = False) -> None:
         """Print unless --quiet (data for scripts goes through click.echo directly)."""

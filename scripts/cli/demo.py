@@ -9,9 +9,8 @@ import click
 from .. import display
 from ..config import load_config
 from ..listing import list_threads
-from ..overdue import overdue
+from ..overdue import ATTENTION_REASONS, overdue
 from ..render import holding_templates
-from ..report import ATTENTION_REASONS
 from ..store import open_db
 from ..sync import sync
 from .app import App, pass_app

@@ -12,9 +12,10 @@ import logging
 
 import click
 
+from ..errors import EXIT_OVERDUE
 from ..lock import Busy, acquire, lock_path
 from ..run import run
-from .app import EXIT_CONFIG, EXIT_FAILURE, EXIT_OVERDUE, App, pass_app
+from .app import App, pass_app
 
 BUSY_MESSAGE = "another triage run is in progress; skipping"
 
@@ -45,12 +46,10 @@ def run_command(app: App, wait: bool, no_report: bool, fail_if_any: bool) -> Non
                    f"{result.overdue} waiting too long", err=True)
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)
-    for problem in [*result.config_errors, *result.errors, *result.problems]:
+    for _status, problem in result.failures:
         click.echo(f"Error: {problem}", err=True)
-    if result.config_errors:
-        raise SystemExit(EXIT_CONFIG)
-    if result.errors or result.problems:
-        raise SystemExit(EXIT_FAILURE)
+    if result.failures:
+        raise SystemExit(result.exit_status)
     if fail_if_any and result.overdue:
         raise SystemExit(EXIT_OVERDUE)
 

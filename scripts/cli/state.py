@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 
-from ..rules import check_tag
-from ..sla import parse_when
-from ..store import iso, resolve_thread_id
-from ..triage import change_tags, set_state
+from ..rules import TAG_RULE, is_tag
+from ..states import State, change_tags, set_state
+from ..store import iso, require_thread
 from .app import App, pass_app
+from .params import When
 
 
-def _resolve(app: App, threads: tuple[str, ...]) -> list[int]:
-    ids = []
-    for ref in threads:
-        tid = resolve_thread_id(app.db, ref)
-        if tid is None:
-            raise click.ClickException(f"no thread {ref!r}")
-        ids.append(tid)
-    return ids
-
-
-def _set_all(app: App, threads: tuple[str, ...], state: str, until: str | None = None) -> None:
-    ids = _resolve(app, threads)
+def _set_all(app: App, threads: tuple[str, ...], state: State,
+             until: str | None = None) -> None:
+    ids = [require_thread(app.db, ref) for ref in threads]
     at = iso(app.now)
     with app.db.atomic():
         for tid in ids:
@@ -35,7 +28,7 @@ def _set_all(app: App, threads: tuple[str, ...], state: str, until: str | None =
 @pass_app
 def close_command(app: App, threads: tuple[str, ...]) -> None:
     """Close threads: nothing more to do (new customer mail reopens them)."""
-    _set_all(app, threads, "closed")
+    _set_all(app, threads, State.CLOSED)
 
 
 @click.command("reopen")
@@ -43,23 +36,20 @@ def close_command(app: App, threads: tuple[str, ...]) -> None:
 @pass_app
 def reopen_command(app: App, threads: tuple[str, ...]) -> None:
     """Reopen threads: put them back in the queue."""
-    _set_all(app, threads, "open")
+    _set_all(app, threads, State.OPEN)
 
 
 @click.command("snooze")
 @click.argument("threads", nargs=-1, required=True)
-@click.option("--until", "until", required=True, metavar="WHEN",
-              help="A duration (3d, 4h) or a date/time (2026-12-01T09:00, UTC unless given).")
+@click.option("--until", "until", required=True, type=When(),
+              help="A duration ahead (3d, 4h) or a date/time (2026-12-01T09:00, UTC unless "
+                   "given).")
 @pass_app
-def snooze_command(app: App, threads: tuple[str, ...], until: str) -> None:
+def snooze_command(app: App, threads: tuple[str, ...], until: dt.datetime) -> None:
     """Hide threads until a time; new customer mail wakes them earlier."""
-    try:
-        when = parse_when(until, app.now)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--until") from None
-    if when <= app.now:
+    if until <= app.now:
         raise click.BadParameter("must be in the future", param_hint="--until")
-    _set_all(app, threads, "snoozed", iso(when))
+    _set_all(app, threads, State.SNOOZED, iso(until))
 
 
 @click.command("tag", context_settings={"ignore_unknown_options": True})
@@ -73,12 +63,10 @@ def tag_command(app: App, thread: str, changes: tuple[str, ...]) -> None:
     for change in changes:
         if change[:1] not in "+-" or len(change) < 2:
             raise click.BadParameter(f"{change!r}: write +tag to add or -tag to remove")
-        try:
-            check_tag(change[1:])
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from None
+        if not is_tag(change[1:]):
+            raise click.BadParameter(f"{change[1:]!r}: {TAG_RULE}")
         (add if change[0] == "+" else remove).append(change[1:])
-    (tid,) = _resolve(app, (thread,))
+    tid = require_thread(app.db, thread)
     with app.db.atomic():
         change_tags(app.db, tid, add, remove, iso(app.now), "cli")
 

@@ -1,0 +1,151 @@
+"""Thread states, and the one place each rule about them is written.
+
+``open`` (the customer waits on us), ``waiting`` (we answered), ``snoozed`` (hidden until a
+time), ``closed``.  A snooze runs out at its time, not at the next sync: a snoozed thread
+whose time has passed counts as open everywhere, through :func:`open_sql` in queries and
+:func:`effective` in Python.  Every change is written with its cause to ``history``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import sqlite_utils
+
+from .store import iso, parse_iso
+
+if TYPE_CHECKING:
+    from .triage import Summary
+
+
+class State(StrEnum):
+    OPEN = "open"
+    WAITING = "waiting"
+    SNOOZED = "snoozed"
+    CLOSED = "closed"
+
+
+STATES = tuple(s.value for s in State)
+
+
+def open_sql(now_param: str = "?") -> str:
+    """SQL on ``thread_state s``: open, or snoozed until a time that has passed."""
+    return f"(s.state = 'open' OR (s.state = 'snoozed' AND s.snoozed_until <= {now_param}))"
+
+
+def effective(state: str | None, snoozed_until: str | None, now: dt.datetime) -> str:
+    """The state a thread is in at ``now``: an expired snooze is open."""
+    if state == State.SNOOZED and snoozed_until and snoozed_until <= iso(now):
+        return State.OPEN.value
+    return state or State.OPEN.value
+
+
+def record(db: sqlite_utils.Database, thread_id: int, at: str, fld: str, old: Any, new: Any,
+           cause: str) -> None:
+    db.execute(
+        "INSERT INTO history (thread_id, at, field, old, new, cause) VALUES (?, ?, ?, ?, ?, ?)",
+        [thread_id, at, fld, None if old is None else str(old),
+         None if new is None else str(new), cause],
+    )
+
+
+def set_state(db: sqlite_utils.Database, thread_id: int, state: str, at: str, cause: str,
+              snoozed_until: str | None = None, current: Mapping[str, Any] | None = None) -> bool:
+    """Change a thread's state (with history); return whether it changed."""
+    if current is None:
+        rows = list(db.query("SELECT * FROM thread_state WHERE thread_id = ?", [thread_id]))
+        current = rows[0] if rows else None
+    old = current["state"] if current else None
+    old_until = current["snoozed_until"] if current else None
+    if old == state and old_until == snoozed_until:
+        return False
+    db.execute(
+        "INSERT INTO thread_state (thread_id, state, snoozed_until, changed_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT(thread_id) DO UPDATE SET state = excluded.state, "
+        "snoozed_until = excluded.snoozed_until, changed_at = excluded.changed_at",
+        [thread_id, state, snoozed_until, at],
+    )
+    record(db, thread_id, at, "state", old, state + (f" until {snoozed_until}"
+                                                       if snoozed_until else ""), cause)
+    return True
+
+
+def change_tags(db: sqlite_utils.Database, thread_id: int, add: Iterable[str],
+                remove: Iterable[str], at: str, cause: str) -> list[str]:
+    """Add and remove tags with history; return the changes made (``+tag``/``-tag``)."""
+    changes = []
+    for tag in add:
+        cur = db.execute("INSERT OR IGNORE INTO tags (thread_id, tag, added_at, cause) "
+                         "VALUES (?, ?, ?, ?)", [thread_id, tag, at, cause])
+        if cur.rowcount:
+            record(db, thread_id, at, "tag", None, "+" + tag, cause)
+            changes.append("+" + tag)
+    for tag in remove:
+        cur = db.execute("DELETE FROM tags WHERE thread_id = ? AND tag = ?", [thread_id, tag])
+        if cur.rowcount:
+            record(db, thread_id, at, "tag", None, "-" + tag, cause)
+            changes.append("-" + tag)
+    return changes
+
+
+def set_priority(db: sqlite_utils.Database, thread_id: int, priority: str | None, at: str,
+                 cause: str) -> bool:
+    row = db.execute("SELECT priority FROM thread_state WHERE thread_id = ?",
+                     [thread_id]).fetchone()
+    old = row[0] if row else None
+    if old == priority:
+        return False
+    if row:
+        db.execute("UPDATE thread_state SET priority = ? WHERE thread_id = ?",
+                   [priority, thread_id])
+    else:
+        db.execute("INSERT INTO thread_state (thread_id, state, priority, changed_at) "
+                   "VALUES (?, 'open', ?, ?)", [thread_id, priority, at])
+    record(db, thread_id, at, "priority", old, priority, cause)
+    return True
+
+
+def follow_mail(db: sqlite_utils.Database, tid: int, s: Summary,
+                current: Mapping[str, Any], at: str) -> bool:
+    """Move a thread's state after its mail changed (caller's transaction): new customer
+    mail reopens a closed or snoozed thread, our answer moves open to waiting, the customer
+    writing again moves waiting back to open.  True when it reopened the thread."""
+    waiting = s.waiting_since is not None
+    state = current["state"]
+    changed_at = parse_iso(current["changed_at"]) or dt.datetime.min.replace(tzinfo=dt.UTC)
+    new_customer_mail = waiting and s.last_customer_at is not None \
+        and s.last_customer_at > changed_at
+    if state in (State.CLOSED, State.SNOOZED) and new_customer_mail:
+        set_state(db, tid, State.OPEN, at, "sync: new customer mail", current=current)
+        return True
+    if state == State.OPEN and not waiting and not s.automated:
+        set_state(db, tid, State.WAITING, at, "sync: answered", current=current)
+    elif state == State.WAITING and waiting:
+        set_state(db, tid, State.OPEN, at, "sync: customer wrote again", current=current)
+    return False
+
+
+def first_state(s: Summary) -> State:
+    """A new thread's state: closed when only machines wrote, open when the customer waits."""
+    if s.automated:
+        return State.CLOSED
+    return State.OPEN if s.waiting_since is not None else State.WAITING
+
+
+def wake_snoozed(db: sqlite_utils.Database, now: dt.datetime) -> list[int]:
+    """Snoozes that have run out go back to open (customer waiting) or waiting."""
+    at = iso(now)
+    woken = []
+    for r in db.query(
+        "SELECT s.*, t.waiting_since FROM thread_state s JOIN threads t ON t.id = s.thread_id "
+        "WHERE s.state = 'snoozed' AND s.snoozed_until <= ?", [at]
+    ):
+        state = State.OPEN if r["waiting_since"] else State.WAITING
+        set_state(db, r["thread_id"], state, at, "sync: snooze expired", current=r)
+        woken.append(r["thread_id"])
+    return woken
+
+
