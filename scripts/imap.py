@@ -12,8 +12,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -23,35 +22,12 @@ from imapclient.response_parser import parse_fetch_response
 from . import credentials, fetchparse
 from .config import AccountConfig
 from .errors import AuthError, SyncError, TrustError
-from .parse import HEADER_FIELDS
+from .parse import BODY_PREFIX_BYTES, HEADER_FIELDS
+from .source import Fetched, FlagChanges, FolderStatus
 
 log = logging.getLogger(__name__)
 
-SNIPPET_BYTES = 2048
 REPORT_BYTES = 65536  # of a delivery report: enough for the original's headers
-
-
-@dataclass
-class FolderStatus:
-    uidvalidity: int
-    uidnext: int
-    messages: int
-    highestmodseq: int | None = None
-
-
-@dataclass
-class Fetched:
-    """One message as the server gave it: what parsing and storing need."""
-
-    uid: int
-    header_bytes: bytes
-    body_prefix: bytes | None
-    flags: tuple[str, ...]
-    internal_date: dt.datetime | None
-    size: int | None
-    modseq: int | None = None
-    gm_thrid: str | None = None
-    gm_labels: tuple[str, ...] = field(default=())
 
 
 def ssl_context(ca_file: Any = None) -> ssl.SSLContext:
@@ -67,9 +43,9 @@ def _text(value: Any) -> str:
 
 
 class IMAPSession:
-    """One logged-in connection to one account."""
+    """One logged-in connection to one account (a :class:`~mailtriage.source.Source`)."""
 
-    kind: Literal["imap"] = "imap"
+    ordered_uids = True
 
     def __init__(self, account: AccountConfig, extra_headers: Sequence[str] = ()):
         self.account = account
@@ -183,6 +159,31 @@ class IMAPSession:
         except (OSError, IMAPClientError) as exc:
             raise SyncError(f"LIST failed: {describe_error(exc)}") from None
 
+    def unchanged(self, folder: str, stored: dict[str, Any]) -> bool:
+        """One STATUS (milliseconds): same UIDVALIDITY, no UID above the last one, the same
+        count and, with CONDSTORE, the same HIGHESTMODSEQ: nothing to do."""
+        st = self.status(folder)
+        return (st.uidvalidity == stored["uidvalidity"]
+                and st.uidnext <= (stored["last_uid"] or 0) + 1
+                and st.messages == stored["server_count"]
+                and st.highestmodseq == stored["highestmodseq"])
+
+    def flag_changes(self, stored: dict[str, Any] | None, info: FolderStatus,
+                     known: set[int]) -> FlagChanges:
+        """With CONDSTORE, the flags changed since the stored HIGHESTMODSEQ of messages up to
+        the stored last UID (newer ones come with their flags); without, nothing (``sync
+        --full`` re-reads them)."""
+        since = stored["highestmodseq"] if stored else None
+        if not (self.condstore and since and info.highestmodseq
+                and info.highestmodseq > since):
+            return {}
+        last_uid = stored["last_uid"] or 0 if stored else 0
+        return {u: v for u, v in self.changed_flags(since).items() if u <= last_uid}
+
+    def new_uids(self, last_uid: int, stored_uids: set[int] | None) -> list[int]:
+        uids = self.uids_above(last_uid)
+        return [u for u in uids if u not in stored_uids] if stored_uids else uids
+
     def status(self, folder: str) -> FolderStatus:
         what = ["UIDNEXT", "UIDVALIDITY", "MESSAGES"]
         if self.condstore:
@@ -245,11 +246,11 @@ class IMAPSession:
     def all_uids(self) -> list[int]:
         return sorted(self._c().search(["ALL"]))
 
-    def changed_flags(self, since_modseq: int) -> dict[int, tuple[tuple[str, ...], int | None]]:
+    def changed_flags(self, since_modseq: int) -> FlagChanges:
         """Flags of messages changed after ``since_modseq`` (CONDSTORE)."""
         c = self._c()
         uids = c.search(["MODSEQ", since_modseq + 1])  # SEARCH MODSEQ n means >= n
-        out: dict[int, tuple[tuple[str, ...], int | None]] = {}
+        out: FlagChanges = {}
         for part in _chunks(sorted(uids), 1000):
             for uid, data in c.fetch(part, ["FLAGS", "MODSEQ"]).items():
                 modseq = data.get(b"MODSEQ")
@@ -277,18 +278,17 @@ class IMAPSession:
                 size=d.get(b"RFC822.SIZE"),
                 modseq=int(modseq[0]) if modseq else None,
                 gm_thrid=str(d[b"X-GM-THRID"]) if b"X-GM-THRID" in d else None,
-                gm_labels=tuple(_text(x) for x in d.get(b"X-GM-LABELS", ())),
             ))
         out.sort(key=lambda f: f.uid)
         return out
 
     def fetch_items(self) -> list[str]:
-        items = [self.header_item, f"BODY.PEEK[TEXT]<0.{SNIPPET_BYTES}>", "INTERNALDATE",
+        items = [self.header_item, f"BODY.PEEK[TEXT]<0.{BODY_PREFIX_BYTES}>", "INTERNALDATE",
                  "FLAGS", "RFC822.SIZE"]
         if self.condstore:
             items.append("MODSEQ")
         if self.gmail:
-            items += ["X-GM-THRID", "X-GM-LABELS"]
+            items.append("X-GM-THRID")
         return items
 
     def fetch_data(self, uids: Sequence[int], items: Sequence[str]) -> list[Any]:

@@ -15,10 +15,13 @@ import mailbox
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from .config import AccountConfig
-from .imap import REPORT_BYTES, Fetched, FolderStatus, SyncError
+from .errors import SyncError
+from .imap import REPORT_BYTES
+from .parse import BODY_PREFIX_BYTES
+from .source import Fetched, FlagChanges, FolderStatus
 
 MAILDIR_FLAGS = {"S": "\\Seen", "R": "\\Answered", "F": "\\Flagged", "T": "\\Deleted",
                  "D": "\\Draft"}
@@ -38,11 +41,10 @@ def _split(raw: bytes) -> tuple[bytes, bytes]:
 
 
 class LocalSession:
-    """Reads a Maildir tree or an mbox file, never writing to it."""
+    """Reads a Maildir tree or an mbox file, never writing to it (a
+    :class:`~mailtriage.source.Source` whose UIDs are hashes: not ordered)."""
 
-    kind: Literal["local"] = "local"
-    condstore = False
-    gmail = False
+    ordered_uids = False
 
     def __init__(self, account: AccountConfig, extra_headers: Sequence[str] = ()):
         self.account = account
@@ -87,10 +89,18 @@ class LocalSession:
                 return candidate
         return None
 
-    def status(self, folder: str) -> FolderStatus:
-        return self.examine(folder)
-
     vanished: set[int] | None = None
+
+    def unchanged(self, folder: str, stored: dict[str, Any]) -> bool:
+        return False  # a listing is the only way to know, and it is what examine does
+
+    def flag_changes(self, stored: dict[str, Any] | None, info: FolderStatus,
+                     known: set[int]) -> FlagChanges:
+        return {uid: (_maildir_flags(flag_info), None)
+                for uid, (_where, flag_info) in self._files.items() if uid in known}
+
+    def new_uids(self, last_uid: int, stored_uids: set[int] | None) -> list[int]:
+        return sorted(set(self._files) - (stored_uids or set()))
 
     def examine(self, folder: str, qresync: tuple[int, int] | None = None) -> FolderStatus:
         self.selected = folder
@@ -123,9 +133,6 @@ class LocalSession:
     def all_uids(self) -> list[int]:
         return sorted(self._files)
 
-    def flags(self) -> dict[int, tuple[str, ...]]:
-        return {uid: _maildir_flags(info) for uid, (_p, info) in self._files.items()}
-
     def fetch(self, uids: Sequence[int]) -> list[Fetched]:
         out = []
         for uid in uids:
@@ -139,7 +146,7 @@ class LocalSession:
             except OSError:
                 continue  # vanished between listing and reading: picked up next run
             header, body = _split(raw)
-            out.append(Fetched(uid=uid, header_bytes=header, body_prefix=body[:2048],
+            out.append(Fetched(uid=uid, header_bytes=header, body_prefix=body[:BODY_PREFIX_BYTES],
                                flags=_maildir_flags(info), size=len(raw),
                                # file times change on copy; the Date header does not
                                internal_date=None))

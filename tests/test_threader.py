@@ -6,9 +6,10 @@ import datetime as dt
 from pathlib import Path
 
 from mailtriage.config import TeamConfig, config_from_dict
-from mailtriage.imap import Fetched
+from mailtriage.mailstore import store_batch
+from mailtriage.pipeline import parse_batch
+from mailtriage.source import Fetched
 from mailtriage.store import open_db, resolve_thread_id
-from mailtriage.sync import parse_batch, store_batch
 from mailtriage.threader import group
 
 from mailfactory import NOW, mail

@@ -1,0 +1,112 @@
+"""The fetch → parse → store pipeline of an initial or large sync.
+
+Batch n+2 is fetched on a thread while a forked worker parses n+1 and the main thread
+stores n: each stage gets a core, and Python's GIL is shared by the two that are I/O.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import multiprocessing
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from . import parse
+from .mailstore import Parsed
+from .source import Fetched, Source
+
+
+def _parse_raw(items: list[tuple[bytes, bytes | None]]) -> list[parse.ParsedMessage]:
+    return [parse.parse_message(header, body) for header, body in items]
+
+
+class BatchParser:
+    """Parses batches in a second process, so parsing gets a core of its own.
+
+    Parsing is pure Python: on a thread it would only queue for the GIL behind the
+    fetch and the SQLite writes.  The process is forked before the fetch thread
+    starts and only ever sees message bytes; syncs of a single batch parse inline.
+    """
+
+    def __init__(self) -> None:
+        self.pool: Any = None
+        if "fork" in multiprocessing.get_all_start_methods():
+            self.pool = multiprocessing.get_context("fork").Pool(1)
+
+    def submit(self, fetched: list[Fetched]) -> Callable[[], Parsed]:
+        if self.pool is None:
+            parsed = parse_batch(fetched)
+            return lambda: parsed
+        pending = self.pool.apply_async(
+            _parse_raw, ([(f.header_bytes, f.body_prefix) for f in fetched],))
+        return lambda: list(zip(fetched, pending.get(), strict=True))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+
+def prefetch(session: Source, batches: Sequence[Sequence[int]]
+             ) -> Iterator[tuple[Sequence[int], Parsed]]:
+    """Fetch batch n+2 on a thread and parse n+1 in a process while batch n is stored.
+
+    Errors from the fetching thread are re-raised here, after the batches before
+    them were handed over (and committed) in order.
+    """
+    if len(batches) <= 1:
+        for batch in batches:
+            yield batch, parse_batch(session.fetch(batch))
+        return
+    parser = BatchParser()
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                handoff.put((batch, session.fetch(batch)))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            handoff.put(exc)
+        else:
+            handoff.put(None)
+
+    worker = threading.Thread(target=work, name="mailtriage-fetch", daemon=True)
+    worker.start()
+    waiting: collections.deque[tuple[Sequence[int], Callable[[], Parsed]]] = \
+        collections.deque()
+    try:
+        while True:
+            item = handoff.get()
+            if isinstance(item, BaseException):
+                while waiting:  # what was fetched before the failure is still stored
+                    batch, result = waiting.popleft()
+                    yield batch, result()
+                raise item
+            if item is not None:
+                waiting.append((item[0], parser.submit(item[1])))
+            while waiting and (len(waiting) > 1 or item is None):
+                batch, result = waiting.popleft()
+                yield batch, result()
+            if item is None:
+                return
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a put() so the thread can end
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.1)
+        worker.join()
+        parser.close()
+
+
+
+def parse_batch(fetched: Iterable[Fetched]) -> Parsed:
+    return [(f, parse.parse_message(f.header_bytes, f.body_prefix)) for f in fetched]
+
+
