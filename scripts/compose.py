@@ -26,16 +26,15 @@ from . import addresses, render
 from .config import Config
 from .errors import AddressError, ReplyError
 from .listing import thread_messages, thread_tags
-from .parse import reply_subject
+from .parse import SYNTHETIC_SUFFIX, TEMPLATE_HEADER
 from .senders import AUTO, CUSTOMER, classify_row
-from .sla import format_duration
 from .store import loads, parse_iso
+from .subjects import reply_subject
 from .text import clean_text, one_line
+from .times import format_duration
 
 MAX_REFERENCES = 20
 FALLBACK_NAME = "there"  # "Hi there," when we do not know the customer's name
-SYNTHETIC_SUFFIX = "@mailtriage.invalid"
-TEMPLATE_HEADER = "X-Mailtriage-Template"
 # Senders that never read what they get: a reply-all leaves them out.
 _MACHINE_LOCAL = re.compile(r"^(?:no-?reply|do-?not-?reply|mailer-daemon|postmaster|bounces?)"
                             r"(?:[+.-].*)?$")

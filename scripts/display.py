@@ -1,7 +1,7 @@
 """Plain-text rendering for the terminal.
 
-Everything customer-supplied passes through :func:`safe` first: control
-characters and escape sequences are stripped so a subject cannot move the
+Everything customer-supplied passes through :func:`~mailtriage.text.one_line` first:
+control characters and escape sequences are stripped so a subject cannot move the
 cursor, recolour the terminal or fake extra lines.
 """
 
@@ -11,16 +11,9 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from .parse import clean_text
-from .sla import format_duration
 from .store import parse_iso
-
-
-def safe(value: Any, width: int | None = None) -> str:
-    text = clean_text("" if value is None else str(value))
-    if width is not None and len(text) > width:
-        text = text[: max(0, width - 1)] + "…"
-    return text
+from .text import one_line
+from .times import format_duration
 
 
 def age(since: str | None, now: dt.datetime) -> str:
@@ -58,13 +51,13 @@ def threads_table(rows: Sequence[dict[str, Any]], now: dt.datetime) -> str:
     return table(
         ["ID", "STATE", "WAITING", "LAST", "CUSTOMER", "SUBJECT", "TAGS"],
         [[str(r["id"]), r["state"], age(r["waiting_since"], now) if r["waiting_since"] else "",
-          short_time(r["last_at"]), safe(r["customer"], 30), safe(r["subject"], 50),
+          short_time(r["last_at"]), one_line(r["customer"], 30), one_line(r["subject"], 50),
           " ".join([*r["tags"], *_drafts(r)])] for r in rows],
     )
 
 
 def _drafts(row: dict[str, Any]) -> list[str]:
-    return [f"(draft by {safe(', '.join(row['draft_by']))})"] if row.get("draft_by") else []
+    return [f"(draft by {one_line(', '.join(row['draft_by']))})"] if row.get("draft_by") else []
 
 
 def overdue_table(items: Sequence[dict[str, Any]], now: dt.datetime,
@@ -80,19 +73,19 @@ def overdue_table(items: Sequence[dict[str, Any]], now: dt.datetime,
             format_duration(now - required_time(i["waiting_since"])),
             *([format_duration(dt.timedelta(hours=sla_age)) if sla_age is not None
                else "-"] if business_hours else []),
-            short_time(i["due_at"]), safe(i["customer"], 30),
-            safe(i["detail"] if i.get("detail") else i["subject"], 50),
+            short_time(i["due_at"]), one_line(i["customer"], 30),
+            one_line(i["detail"] if i.get("detail") else i["subject"], 50),
             " ".join([*i["tags"], *_drafts(i)])])
     return table(headers, rows)
 
 
 def thread_text(t: dict[str, Any], now: dt.datetime) -> str:
     lines = [
-        f"Thread {t['id']}: {safe(t['subject'])}",
+        f"Thread {t['id']}: {one_line(t['subject'])}",
         f"  state: {t['state']}" + (f" until {t['snoozed_until']}" if t.get("snoozed_until")
                                      else "")
         + (f", priority {t['priority']}" if t.get("priority") else ""),
-        f"  customer: {safe(t['customer_name'] or '')} <{safe(t['customer'])}>",
+        f"  customer: {one_line(t['customer_name'] or '')} <{one_line(t['customer'])}>",
         f"  tags: {' '.join(t['tags']) or '-'}",
     ]
     if t["waiting_since"]:
@@ -103,36 +96,38 @@ def thread_text(t: dict[str, Any], now: dt.datetime) -> str:
     for o in t.get("outbox", []):
         if o["kind"] == "reply" and o["state"] != "sent" and not o["resolved_at"]:
             lines.append(f"  NEEDS A PERSON: reply {o['id']} ({o['template']}) {o['state']}: "
-                         f"{safe(o['error'] or '')}")
+                         f"{one_line(o['error'] or '')}")
     for b in t.get("bounces", []):
-        lines.append(f"  BOUNCED: {safe(b['recipient'] or 'a recipient')} {safe(b['status'])} "
-                     f"{safe(b['diagnostic'], 100)} ({short_time(b['at'])})")
+        lines.append(f"  BOUNCED: {one_line(b['recipient'] or 'a recipient')} "
+                     f"{one_line(b['status'])} {one_line(b['diagnostic'], 100)} "
+                     f"({short_time(b['at'])})")
     for d in t.get("drafts", []):
-        who = "our reply --draft" if d["ours"] else safe(d["from_name"] or d["from"])
-        lines.append(f"  draft by {who} in {', '.join(safe(f) for f in d['folders'])}: "
-                     f"{safe(d['subject'], 60)}")
+        who = "our reply --draft" if d["ours"] else one_line(d["from_name"] or d["from"])
+        lines.append(f"  draft by {who} in {', '.join(one_line(f) for f in d['folders'])}: "
+                     f"{one_line(d['subject'], 60)}")
     for m in t["messages"]:
         lines.append("")
-        who = f"{safe(m['from_name'])} <{safe(m['from'])}>" if m["from_name"] else safe(m["from"])
+        who = (f"{one_line(m['from_name'])} <{one_line(m['from'])}>" if m["from_name"]
+               else one_line(m["from"]))
         lines.append(f"  [{short_time(m['arrived_at'])}] {who}")
-        lines.append(f"    subject: {safe(m['subject'])}")
-        lines.append(f"    folders: {', '.join(safe(f) for f in m['folders']) or '-'}"
+        lines.append(f"    subject: {one_line(m['subject'])}")
+        lines.append(f"    folders: {', '.join(one_line(f) for f in m['folders']) or '-'}"
                      f"  flags: {' '.join(m['flags']) or '-'}")
         if m["auto_signals"]:
             lines.append(f"    automated: {', '.join(m['auto_signals'])}")
         if m["rules"]:
             lines.append(f"    rules: {', '.join(m['rules'])}")
         if m["parse_error"]:
-            lines.append(f"    parse error: {safe(m['parse_error'])}")
+            lines.append(f"    parse error: {one_line(m['parse_error'])}")
         if m["snippet"]:
-            lines.append(f"    {safe(m['snippet'], 160)}")
+            lines.append(f"    {one_line(m['snippet'], 160)}")
     sent = [o for o in t.get("outbox", []) if o["kind"] == "reply"]
     if sent:
         lines.append("")
         lines.append("  sent by mailtriage:")
         for o in sent:
             lines.append(f"    {short_time(o['created_at'])}  {o['template']} to "
-                         f"{safe(o['to_addr'])}  {o['state']}"
+                         f"{one_line(o['to_addr'])}  {o['state']}"
                          + (f" (copy: {o['sent_copy']})" if o["sent_copy"] else ""))
     if t["history"]:
         lines.append("")

@@ -13,9 +13,10 @@ from .config import Config
 from .listing import thread_messages, thread_tags
 from .overdue import threshold_for
 from .senders import AUTO, CUSTOMER, classify_row
-from .sla import Clock, format_duration
+from .sla import Clock
 from .states import State, effective
 from .store import iso, loads, parse_iso, require_thread
+from .times import format_duration
 
 
 def _link_reason(m: dict[str, Any], by_id: dict[str, int], earlier_refs: dict[str, int]) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import bounces, outbox, parse
+from . import bounces, outbox, parse, subjects
 from .config import Config
 from .dsn import parse_delivery_report
 from .source import DRAFTS, SENT, Fetched, FlagChanges, Source
@@ -122,7 +122,7 @@ def message_row(p: parse.ParsedMessage, f: Fetched, now: dt.datetime,
         "reply_to": p.reply_to,
         "reply_to_name": p.reply_to_name or None,
         "subject": p.subject,
-        "subject_norm": parse.normalize_subject(p.subject),
+        "subject_norm": subjects.normalize_subject(p.subject),
         "date": iso(p.date),
         "arrived_at": iso(arrived),
         "size": f.size,
@@ -195,8 +195,8 @@ def store_batch(
         to_thread.append(NewMessage(
             id=next_id, links=links,
             has_reply_headers=bool(p.in_reply_to or p.references),
-            reply_subject=parse.is_reply_subject(p.subject),
-            forward_subject=parse.is_forward_subject(p.subject), sender=p.from_addr,
+            reply_subject=subjects.is_reply_subject(p.subject),
+            forward_subject=subjects.is_forward_subject(p.subject), sender=p.from_addr,
             subject_norm=row["subject_norm"], participants=people,
             arrived_at=f.internal_date or p.date or now, gm_thrid=f.gm_thrid,
         ))

@@ -16,7 +16,7 @@ from .config import Config
 from .errors import ConfigError
 from .render import environment, render_file
 from .store import parse_iso
-from .text import one_line as safe
+from .text import one_line
 from .times import format_duration
 
 TEXT_TEMPLATE = "report/report.txt.j2"
@@ -35,7 +35,7 @@ def subject_for(config: Config, data: dict[str, Any]) -> str:
         parts.append(f"{data['headline']['attention']} need a person")
     if not parts:
         parts.append("all clear")
-    return safe(f"{config.report.subject}: {', '.join(parts)}")
+    return one_line(f"{config.report.subject}: {', '.join(parts)}")
 
 
 def _filters(config: Config) -> dict[str, Any]:
@@ -51,13 +51,13 @@ def _filters(config: Config) -> dict[str, Any]:
         return format_duration(dt.timedelta(hours=hours))
 
     def clean(value: Any, width: int | None = None) -> str:
-        return safe(value, width)
+        return one_line(value, width)
 
     def pad(value: Any, width: int) -> str:
-        return safe(value, width).ljust(width)
+        return one_line(value, width).ljust(width)
 
     def rpad(value: Any, width: int) -> str:
-        return safe(value, width).rjust(width)
+        return one_line(value, width).rjust(width)
 
     def bar(pct: float, width: int = 30) -> str:
         return "#" * round(pct / 100 * width)

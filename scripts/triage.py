@@ -32,6 +32,7 @@ from .rules import MessageView, matching_rules
 from .senders import AUTO, CUSTOMER, US, classify
 from .states import change_tags, first_state, follow_mail, set_priority, set_state, wake_snoozed
 from .store import chunks, iso, parse_iso, query_in, query_rows
+from .subjects import normalize_subject
 
 
 @dataclass
@@ -189,7 +190,6 @@ def refresh_threads(db: sqlite_utils.Database, config: Config, thread_ids: Seque
     A fixed number of queries per chunk: new threads' states and history go in with
     one executemany each; only threads whose state changes get individual writes.
     """
-    from .parse import normalize_subject
 
     at = iso(now)
     facts = _load_facts(db, thread_ids, config.team)

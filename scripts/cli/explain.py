@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ..display import safe, short_time
+from ..display import short_time
 from ..explain import explain_thread
 from ..listing import dumps
+from ..text import one_line
 from .app import App, json_option, pass_app
 
 
@@ -20,10 +21,10 @@ def explain_command(app: App, thread: str, json_: bool) -> None:
     if json_:
         click.echo(dumps(info))
         return
-    out = [f"Thread {info['thread_id']}: {safe(info['subject'])}",
+    out = [f"Thread {info['thread_id']}: {one_line(info['subject'])}",
            f"  state {info['state']}; {info['turn']}; tags: {' '.join(info['tags']) or '-'}"]
     for m in info["messages"]:
-        out.append(f"  {m['n']}. [{short_time(m['arrived_at'])}] {safe(m['from'])}")
+        out.append(f"  {m['n']}. [{short_time(m['arrived_at'])}] {one_line(m['from'])}")
         out.append(f"     {m['why']}")
         out.append(f"     linked by: {m['linked_by']}")
         if m["rules"]:

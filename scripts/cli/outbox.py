@@ -9,6 +9,7 @@ import click
 from .. import display
 from ..listing import dumps
 from ..outbox import needs_a_person_sql, resolve, settle_interrupted
+from ..text import one_line
 from .app import App, json_option, pass_app
 
 
@@ -34,8 +35,8 @@ def outbox_group(ctx: click.Context, everything: bool, json_: bool) -> None:
         click.echo(display.table(
             ["ID", "THREAD", "SENT", "TEMPLATE", "TO", "STATE", "WHY"],
             [[str(r["id"]), str(r["thread_id"]), display.short_time(r["created_at"]),
-              r["template"] or "", display.safe(r["to_addr"], 30), r["state"],
-              display.safe(r["error"] or "", 60)] for r in rows]))
+              r["template"] or "", one_line(r["to_addr"], 30), r["state"],
+              one_line(r["error"] or "", 60)] for r in rows]))
     elif not app.quiet:
         click.echo("no reply needs a person", err=True)
 

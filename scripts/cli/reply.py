@@ -9,12 +9,12 @@ import sys
 
 import click
 
-from .. import display
 from ..compose import Reply, ReplyError, preview, render_reply
 from ..outbox import SENT, UNKNOWN, save_draft
 from ..render import TemplateProblem
 from ..sending import Result, bulk_targets, send_replies
 from ..store import resolve_thread_id
+from ..text import one_line
 from .app import App, pass_app
 
 
@@ -113,7 +113,7 @@ def _bulk(app: App, template: str, send: bool, draft: bool, yes: bool, force: bo
         app.echo(f"no overdue thread needs {template!r}", err=True)
         return
     n = f"{len(replies)} thread{'s' if len(replies) != 1 else ''}"
-    lines = [f"  {r.thread_id}: {display.safe(r.subject, 60)} -> {display.safe(r.to_addr)}"
+    lines = [f"  {r.thread_id}: {one_line(r.subject, 60)} -> {one_line(r.to_addr)}"
              for r in replies]
     if not (send or draft):
         click.echo(f"would reply {template!r} to {n} (use --send or --draft):")

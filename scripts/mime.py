@@ -1,0 +1,166 @@
+"""MIME parts of a body that may be cut off anywhere (sync keeps the first 2 KB).
+
+The email package's compat32 parser, with header values kept raw (:class:`_RawCompat32`),
+and a shortcut for the common shape: the parts between ``--boundary`` lines are split here
+(the stdlib compiles a regular expression for every unique boundary it meets); anything
+unusual goes back to the email package.
+"""
+
+from __future__ import annotations
+
+import binascii
+from email.message import Message
+from email.parser import BytesHeaderParser, BytesParser
+from email.policy import Compat32
+
+from .text import raw_bytes, unfold_raw
+
+MAX_MIME_DEPTH = 30  # deeper MIME trees are not walked (and cannot be in 2 KB anyway)
+MAX_MIME_PARTS = 200
+
+
+class _RawCompat32(Compat32):
+    """compat32, but header values come back as the raw (surrogate-escaped) string.
+
+    Stock compat32 wraps values containing 8-bit bytes in ``Header(..., 'unknown-8bit')``,
+    which loses the bytes (they print as U+FFFD); we want to try UTF-8 on them instead.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
+RAW_POLICY = _RawCompat32()
+HEADER_PARSER = BytesHeaderParser(policy=RAW_POLICY)
+BODY_PARSER = BytesParser(policy=RAW_POLICY)
+
+
+def decode_transfer(data: bytes, cte: str) -> bytes:
+    """Undo Content-Transfer-Encoding on a possibly truncated payload."""
+    if cte == "base64":
+        data = data.translate(None, b" \t\r\n")
+        data = data[: len(data) - len(data) % 4]  # cut mid-quad tail of a truncated prefix
+        try:
+            return binascii.a2b_base64(data)
+        except binascii.Error:
+            try:
+                return binascii.a2b_base64(data.replace(b"=", b""))
+            except binascii.Error:
+                return b""
+    if cte == "quoted-printable":
+        return binascii.a2b_qp(data)
+    return data
+
+
+def transfer_encoding(msg: Message) -> str:
+    return str(msg.get("content-transfer-encoding", "")).strip().lower()
+
+
+def _walk(root: Message) -> list[Message]:
+    """Leaf parts depth-first, iteratively, with depth and part-count caps."""
+    leaves: list[Message] = []
+    stack: list[tuple[Message, int]] = [(root, 0)]
+    seen = 0
+    while stack and seen < MAX_MIME_PARTS:
+        part, depth = stack.pop()
+        seen += 1
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            if depth < MAX_MIME_DEPTH:
+                stack.extend((p, depth + 1) for p in reversed(payload) if isinstance(p, Message))
+        else:
+            leaves.append(part)
+    return leaves
+
+
+def _split_multipart(body: bytes, boundary: str) -> list[bytes] | None:
+    """The parts between ``--boundary`` lines (the last one possibly cut off).
+
+    A shortcut for the common case, measured at 80 µs a message in the stdlib parser,
+    which compiles a regular expression for every (unique) boundary it meets.  The
+    email package still parses every part's headers; None sends anything unusual
+    back to it.
+    """
+    delim = b"--" + boundary.encode("utf-8", "surrogateescape")
+    if body.startswith(delim):
+        pos = 0
+    else:
+        pos = body.find(b"\n" + delim)
+        if pos < 0:
+            return None
+        pos += 1
+    parts: list[bytes] = []
+    while len(parts) < MAX_MIME_PARTS:
+        after = pos + len(delim)
+        if body[after:after + 2] == b"--":
+            break  # the closing delimiter
+        eol = body.find(b"\n", after)
+        if eol < 0 or body[after:eol].strip():
+            return None if eol >= 0 else parts  # junk after the delimiter, or cut here
+        nxt = body.find(b"\n" + delim, eol)
+        if nxt < 0:
+            parts.append(body[eol + 1:])
+            break
+        parts.append(body[eol + 1:nxt].removesuffix(b"\r"))
+        pos = nxt + 1
+    return parts
+
+
+def _split_part(part: bytes) -> tuple[Message, bytes]:
+    if part.startswith((b"\r\n", b"\n")):
+        return HEADER_PARSER.parsebytes(b""), part.lstrip(b"\r\n")
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        i = part.find(sep)
+        if i >= 0:
+            return HEADER_PARSER.parsebytes(part[:i + len(sep)]), part[i + len(sep):]
+    return HEADER_PARSER.parsebytes(part), b""  # cut off inside the part's headers
+
+
+def _leaves_fast(hdr: Message, body: bytes) -> list[tuple[Message, bytes]] | None:
+    """Leaf parts with their transfer-decoded payloads, or None to use the full parser."""
+    leaves: list[tuple[Message, bytes]] = []
+    stack: list[tuple[Message, bytes, int]] = [(hdr, body, 0)]
+    while stack:
+        node, data, depth = stack.pop()
+        if node.get_content_type() in ("message/rfc822", "multipart/digest"):
+            return None  # attached messages: the full parser walks into them
+        if node.get_content_maintype() != "multipart":
+            leaves.append((node, decode_transfer(data, transfer_encoding(node))))
+            continue
+        boundary = node.get_boundary()
+        if not boundary or depth >= MAX_MIME_DEPTH:
+            continue
+        parts = _split_multipart(data, boundary)
+        if parts is None:
+            return None
+        stack.extend((*_split_part(p), depth + 1) for p in reversed(parts))
+    return leaves
+
+
+def _payload_bytes(part: Message) -> bytes:
+    """Transfer-decoded payload bytes of a leaf part.
+
+    ``get_payload(decode=True)`` returns the original 8-bit bytes and undoes
+    quoted-printable/uuencode; base64 is done here because a prefix cut mid-quad makes
+    the stdlib hand back the still-encoded text.
+    """
+    cte = transfer_encoding(part)
+    if cte == "base64":
+        payload = part.get_payload()
+        if not isinstance(payload, str):
+            return b""
+        return decode_transfer(payload.encode("ascii", "ignore"), cte)
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
+
+def leaves(hdr: Message, body: bytes) -> list[tuple[Message, bytes]]:
+    """The leaf parts of a multipart (or message/rfc822) body, each with its decoded
+    payload: split at the boundaries where the shape is plain, else by the email package."""
+    found = _leaves_fast(hdr, body)
+    if found is not None:
+        return found
+    wrapper = (b"Content-Type: " + raw_bytes(unfold_raw(hdr.get("content-type", "")))
+               + b"\r\n\r\n")
+    return [(p, _payload_bytes(p)) for p in _walk(BODY_PARSER.parsebytes(wrapper + body))]

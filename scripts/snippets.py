@@ -1,0 +1,200 @@
+"""What the customer wrote, in a line: the first new text of a message, without the
+quoted history, the reply headers, the signature or the HTML around it.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+from html.parser import HTMLParser
+
+from .mime import decode_transfer, leaves, transfer_encoding
+from .text import clean_text, decode_bytes, fold
+
+SNIPPET_CHARS = 300
+
+_SKIP_TAGS = frozenset({"script", "style", "head", "title", "noscript", "template", "blockquote"})
+_BLOCK_TAGS = frozenset(
+    {
+        "p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5",
+        "h6", "hr", "pre", "section", "article", "header", "footer", "dd", "dt", "td", "th",
+    }
+)  # fmt: skip
+_QUOTE_CLASSES = ("gmail_quote", "moz-cite-prefix", "yahoo_quoted")
+
+
+class _HTMLText(HTMLParser):
+    """HTML to plain text: drops script/style/head and quoted blocks, unescapes entities."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip_tag: str | None = None
+        self._skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._skip_tag is not None:
+            if tag == self._skip_tag:
+                self._skip_depth += 1
+            return
+        if tag in _SKIP_TAGS or (
+            tag == "div"
+            and any(
+                k in ("class", "id") and v and any(q in v for q in _QUOTE_CLASSES) for k, v in attrs
+            )
+        ):
+            self._skip_tag, self._skip_depth = tag, 1
+            return
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._skip_tag is None and tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._skip_tag is not None:
+            if tag == self._skip_tag:
+                self._skip_depth -= 1
+                if self._skip_depth <= 0:
+                    self._skip_tag = None
+            return
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._skip_tag is None:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML fragment (possibly truncated mid-tag), with line breaks."""
+    cut = html.rfind("<")
+    if cut > html.rfind(">"):
+        html = html[:cut]  # drop a tag cut off by the body prefix limit
+    parser = _HTMLText()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # keep what was extracted before the parser gave up
+        pass
+    return "".join(parser.parts)
+
+
+_WROTE = (
+    r"(?:wrote|writes|schrieb|a [ée]crit|escribi[óo]|ha scritto|schreef|skrev|napisa[łl]a?"
+    r"|написал[аи]?|kirjoitti)"
+)
+_ATTRIBUTION_RE = re.compile(
+    rf"^(?:(?:on|am|le|el|il|op|den|dne|w dniu)\b.{{0,400}}?\b{_WROTE}(?:\b.{{0,200}}:)?"
+    rf"|.{{0,400}}?\b{_WROTE}\s*:)\s*$",
+    re.IGNORECASE,
+)
+_ATTRIBUTION_START_RE = re.compile(
+    r"^(?:on|am|le|el|il|op|den|dne|w dniu)\s+\S+.*\d", re.IGNORECASE
+)
+_SEPARATOR_RE = re.compile(
+    r"^(?:-{2,}\s*(?:original message|urspr[üu]ngliche nachricht|message d'origine)\s*-{2,}"
+    r"|_{20,}|-{20,})$",
+    re.IGNORECASE,
+)
+_OUTLOOK_FROM_RE = re.compile(r"^\*?(?:from|von|de|van|fra|från)\s*:", re.IGNORECASE)
+_OUTLOOK_NEXT_RE = re.compile(
+    r"^\*?(?:sent|gesendet|envoy[ée]|enviado|date|datum|to|an|[àa])\s*:", re.IGNORECASE
+)
+
+
+_WROTE_TAIL_RE = re.compile(rf"\b{_WROTE}\s*$", re.IGNORECASE)
+_ON_RE = re.compile(r"^(?:on|am|le|el|il|op|den|dne|w dniu)\b", re.IGNORECASE)
+
+
+def _starts_quote(line: str, nxt: str) -> bool:
+    """Attribution ("On ... wrote:"), "-----Original Message-----" or an Outlook header block.
+
+    Cheap checks first: the full regexes are slow on long lines and most lines are prose.
+    """
+    if (
+        len(line) <= 600
+        and (line[-1] == ":" or _WROTE_TAIL_RE.search(line, max(0, len(line) - 30)))
+        and _ATTRIBUTION_RE.match(line)
+    ):
+        return True
+    if (
+        len(line) < 200
+        and nxt[-1:] == ":"
+        and _ON_RE.match(line)
+        and _ATTRIBUTION_RE.match(f"{line} {nxt}")
+    ):
+        return True  # attribution wrapped over two lines
+    if line[0] in "-_" and _SEPARATOR_RE.match(line):
+        return True
+    return bool(_OUTLOOK_FROM_RE.match(line) and _OUTLOOK_NEXT_RE.match(nxt))
+
+
+def _text_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """First ``limit`` chars of the new text: quoted lines and reply headers left out."""
+    lines = text.splitlines()
+    cut_short = not text.endswith(("\n", "\r"))  # maybe truncated by the prefix limit
+    out: list[str] = []
+    size = 0
+    for i, raw_line in enumerate(lines):
+        line = raw_line.strip()
+        if not line or line.startswith(">"):
+            continue
+        if cut_short and i == len(lines) - 1 and out and _ATTRIBUTION_START_RE.match(line):
+            break  # "On Mon, 1 Jan 2" cut off before its "wrote:"
+        nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        if raw_line.rstrip() == "--" and out:  # signature separator "-- "
+            break
+        if _starts_quote(line, nxt):
+            if out:
+                break
+            continue  # nothing new before the quote (e.g. a forward): keep reading
+        out.append(line)
+        size += len(line) + 1
+        if size > limit:
+            break
+    return fold(clean_text(" ".join(out)))[:limit].rstrip()
+
+
+def _part_text(data: bytes, charset: str | None, subtype: str) -> str:
+    """Text of a transfer-decoded part; html converted to plain text."""
+    text = decode_bytes(data, charset)
+    text = text.rstrip("\ufffd")  # multibyte char cut by the prefix limit
+    if subtype == "html":
+        text = html_to_text(text)
+    return text
+
+
+def body_snippet(hdr: Message, body: bytes, errors: list[str]) -> str:
+    ctype = hdr.get_content_type()
+    maintype = ctype.split("/", 1)[0]
+    if maintype == "text":
+        if ctype not in ("text/plain", "text/html"):
+            return ""
+        data = decode_transfer(body, transfer_encoding(hdr))
+        return _text_snippet(_part_text(data, hdr.get_content_charset(), ctype[5:]))
+    if maintype != "multipart" and ctype != "message/rfc822":
+        return ""
+    if maintype == "multipart" and not hdr.get_boundary():
+        errors.append("multipart without boundary")
+        return ""
+    parts = leaves(hdr, body)
+    html_parts: list[tuple[Message, bytes]] = []
+    for part, payload in parts:
+        sub = part.get_content_type()
+        if sub not in ("text/plain", "text/html"):
+            continue
+        if str(part.get("content-disposition", "")).strip().lower().startswith("attachment"):
+            continue
+        if sub == "text/html":
+            html_parts.append((part, payload))
+            continue
+        snippet = _text_snippet(_part_text(payload, part.get_content_charset(), "plain"))
+        if snippet:
+            return snippet
+    for part, payload in html_parts:
+        snippet = _text_snippet(_part_text(payload, part.get_content_charset(), "html"))
+        if snippet:
+            return snippet
+    return ""
