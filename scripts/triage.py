@@ -1,4 +1,4 @@
-"""Whose turn is it: classify messages, summarise threads, move thread states, apply rules.
+"""Whose turn is it: each thread's summary, and keeping every thread up to date.
 
 The rules (README, "What the tool decides"):
 
@@ -6,13 +6,12 @@ The rules (README, "What the tool decides"):
 * A thread is **unanswered** when its latest non-automated message is the
   customer's.  It has waited since the customer's first message after our last
   reply (or since their first message if we never replied).
-* States: ``open`` (customer waiting), ``waiting`` (we answered), ``snoozed``
-  (until a time), ``closed``.  New customer mail reopens closed and snoozed
-  threads; our reply moves ``open`` to ``waiting``; an expired snooze wakes up.
-  Threads with automated mail only are closed and tagged ``automated``.
+* Its state then follows the summary (states.py); threads with automated mail only
+  are closed and tagged ``automated``.
 
-``refresh`` runs after every sync on the threads marked dirty and the messages
-not yet triaged, a few hundred at a time, one transaction per chunk.
+:func:`refresh` runs after every sync on the threads marked dirty, the messages not yet
+triaged (tagging.py) and the delivery reports not yet linked (bounces.py), a few hundred
+at a time, one transaction per chunk.
 """
 
 from __future__ import annotations
@@ -22,17 +21,16 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlite_utils
 
 from . import bounces
 from .config import Config, TeamConfig
-from .rules import MessageView, matching_rules
 from .senders import AUTO, CUSTOMER, US, classify
-from .states import change_tags, first_state, follow_mail, set_priority, set_state, wake_snoozed
-from .store import chunks, iso, parse_iso, query_in, query_rows
+from .states import change_tags, first_state, follow_mail, wake_snoozed
+from .store import iso, parse_iso, query_in, query_rows
 from .subjects import normalize_subject
+from .tagging import apply_rules
 
 
 @dataclass
@@ -229,66 +227,6 @@ def refresh_threads(db: sqlite_utils.Database, config: Config, thread_ids: Seque
         change_tags(db, tid, ["automated"], [], at, "sync")
 
 
-def apply_rules(db: sqlite_utils.Database, config: Config, message_ids: Sequence[int],
-                now: dt.datetime, dry_run: bool = False,
-                cause_prefix: str = "rule:") -> list[dict[str, Any]]:
-    """Run the rules on these messages and act on their threads; return what fired."""
-    at = iso(now)
-    if not config.rules:
-        if not dry_run:
-            db.conn.executemany("UPDATE messages SET triaged = 1 WHERE id = ?",
-                                [(m,) for m in message_ids])
-        return []
-    folders: dict[int, list[str]] = defaultdict(list)
-    for r in query_in(db, "SELECT message, folder FROM locations WHERE message IN ({in})",
-                      message_ids):
-        folders[r["message"]].append(r["folder"])
-    hits = []
-    rows = list(query_in(db, "SELECT * FROM messages WHERE id IN ({in}) ORDER BY id",
-                         message_ids))
-    if dry_run:  # what the threads look like now, read once for the whole chunk
-        thread_ids = {r["thread_id"] for r in rows}
-        tags: dict[int, set[str]] = defaultdict(set)
-        for tid, tag in query_rows(db, "SELECT thread_id, tag FROM tags "
-                                       "WHERE thread_id IN ({in})", thread_ids):
-            tags[tid].add(tag)
-        states = {tid: (state, priority) for tid, state, priority in query_rows(
-            db, "SELECT thread_id, state, priority FROM thread_state WHERE thread_id IN ({in})",
-            thread_ids)}
-    for row in rows:
-        view = MessageView(row, folders.get(row["id"], []))
-        for rule in matching_rules(config.rules, view):
-            tid = row["thread_id"]
-            hit = {"rule": rule.name, "message": row["id"], "thread_id": tid,
-                   "changes": []}
-            if not dry_run:
-                cause = cause_prefix + rule.name
-                db.execute("INSERT OR IGNORE INTO rule_hits (message, rule, at) VALUES (?, ?, ?)",
-                           [row["id"], rule.name, at])
-                hit["changes"] = change_tags(db, tid, rule.add_tags, rule.remove_tags, at, cause)
-                if rule.priority and set_priority(db, tid, rule.priority, at, cause):
-                    hit["changes"].append(f"priority={rule.priority}")
-                if rule.close and set_state(db, tid, "closed", at, cause):
-                    hit["changes"].append("state=closed")
-            else:
-                hit["changes"] = _would_change(tags[tid], states.get(tid), rule)
-            hits.append(hit)
-    if not dry_run:
-        db.conn.executemany("UPDATE messages SET triaged = 1 WHERE id = ?",
-                            [(r["id"],) for r in rows])
-    return hits
-
-
-def _would_change(tags: set[str], state: tuple[str, str | None] | None, rule: Any) -> list[str]:
-    out = ["+" + t for t in rule.add_tags if t not in tags]
-    out += ["-" + t for t in rule.remove_tags if t in tags]
-    if rule.priority and (not state or state[1] != rule.priority):
-        out.append(f"priority={rule.priority}")
-    if rule.close and (not state or state[0] != "closed"):
-        out.append("state=closed")
-    return out
-
-
 def refresh(db: sqlite_utils.Database, config: Config, now: dt.datetime,
             chunk: int = 500) -> RefreshResult:
     """Bring dirty threads, new messages' rules and expired snoozes up to date."""
@@ -316,14 +254,3 @@ def refresh(db: sqlite_utils.Database, config: Config, now: dt.datetime,
     with db.atomic():
         wake_snoozed(db, now)
     return result
-
-
-def retag(db: sqlite_utils.Database, config: Config, now: dt.datetime,
-          dry_run: bool = False) -> list[dict[str, Any]]:
-    """Apply the rules to every message again (``triage retag``)."""
-    hits: list[dict[str, Any]] = []
-    ids = [r[0] for r in db.execute("SELECT id FROM messages ORDER BY id")]
-    for part in chunks(ids):
-        with db.atomic():
-            hits.extend(apply_rules(db, config, part, now, dry_run=dry_run))
-    return hits

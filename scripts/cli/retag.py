@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..listing import dumps
-from ..triage import retag
+from ..tagging import retag
 from .app import App, json_option, pass_app
 
 

@@ -1,0 +1,275 @@
+"""The schema of ``state.db``: tables by migrations (sqlite-utils ``Migrations``, one
+function per step, each in a transaction), indexes and views by one idempotent function
+run on every open.
+
+Server facts (``messages``, ``locations``, ``folders``) are rewritten by every sync; our
+decisions and deeds (``thread_state``, ``tags``, ``history``, ``outbox``) live in their own
+tables and are never overwritten by a re-sync.  Threads are derived rows that sync keeps
+up to date, marked ``dirty`` in the same transaction that changes their messages.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("mailtriage")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.table("threads").create(
+        {
+            "id": int,
+            "subject": str,
+            "subject_norm": str,
+            "first_at": str,
+            "last_at": str,
+            "message_count": int,
+            "participants": str,  # JSON list of addresses
+            "customer": str,
+            "customer_name": str,
+            "last_customer_at": str,
+            "last_team_at": str,
+            "waiting_since": str,  # set when the customer waits on us
+            "first_response_at": str,
+            "last_team_message_id": str,
+            "last_team_template": str,  # X-Mailtriage-Template of our last message
+            "last_sender": str,  # us | customer | auto
+            "automated": int,
+            "auto_signals": str,  # JSON list
+            "gm_thrid": str,
+            "dirty": int,
+        },
+        pk="id",
+        defaults={"dirty": 1, "automated": 0, "message_count": 0},
+    )
+    db.table("messages").create(
+        {
+            "id": int,
+            "key": str,
+            "message_id": str,
+            "in_reply_to": str,
+            "refs": str,  # JSON list of msg-ids from References
+            "from_addr": str,
+            "from_name": str,
+            "to_addrs": str,
+            "cc_addrs": str,
+            "reply_to": str,
+            "subject": str,
+            "subject_norm": str,
+            "date": str,
+            "arrived_at": str,
+            "size": int,
+            "snippet": str,
+            "auto_signals": str,
+            "headers": bytes,
+            "parse_error": str,
+            "thread_id": int,
+            "gm_thrid": str,
+            "template": str,  # X-Mailtriage-Template of a reply we sent
+            "first_seen_at": str,
+            "triaged": int,
+        },
+        pk="id",
+        not_null={"key"},
+        foreign_keys=[("thread_id", "threads", "id")],
+        defaults={"triaged": 0},
+    )
+    db.table("message_refs").create(
+        {"message": int, "ref": str, "thread_id": int},
+        pk=("message", "ref"),
+        foreign_keys=[("message", "messages", "id")],
+    )
+    db.table("locations").create(
+        {
+            "account": str,
+            "folder": str,
+            "uidvalidity": int,
+            "uid": int,
+            "message": int,
+            "flags": str,
+            "modseq": int,
+            "internal_date": str,
+        },
+        pk=("account", "folder", "uidvalidity", "uid"),
+        foreign_keys=[("message", "messages", "id")],
+    )
+    db.table("folders").create(
+        {
+            "account": str,
+            "folder": str,
+            "uidvalidity": int,
+            "last_uid": int,
+            "highestmodseq": int,
+            "uidnext": int,
+            "server_count": int,
+            "synced_at": str,
+            "uidvalidity_changed_at": str,
+            "last_error": str,
+        },
+        pk=("account", "folder"),
+    )
+    db.table("thread_state").create(
+        {
+            "thread_id": int,
+            "state": str,
+            "snoozed_until": str,
+            "priority": str,
+            "changed_at": str,
+        },
+        pk="thread_id",
+        foreign_keys=[("thread_id", "threads", "id")],
+    )
+    db.table("tags").create(
+        {"thread_id": int, "tag": str, "added_at": str, "cause": str},
+        pk=("thread_id", "tag"),
+        foreign_keys=[("thread_id", "threads", "id")],
+    )
+    db.table("history").create(
+        {
+            "id": int,
+            "thread_id": int,
+            "at": str,
+            "field": str,
+            "old": str,
+            "new": str,
+            "cause": str,
+        },
+        pk="id",
+        foreign_keys=[("thread_id", "threads", "id")],
+    )
+    db.table("rule_hits").create(
+        {"message": int, "rule": str, "at": str},
+        pk=("message", "rule"),
+        foreign_keys=[("message", "messages", "id")],
+    )
+    db.table("thread_aliases").create({"old_id": int, "thread_id": int}, pk="old_id")
+    db.table("replies").create(
+        {
+            "id": int,
+            "thread_id": int,
+            "template": str,
+            "message_id": str,
+            "to_addr": str,
+            "subject": str,
+            "mode": str,  # send | draft
+            "holding": int,
+            "auto": int,
+            "at": str,
+        },
+        pk="id",
+        foreign_keys=[("thread_id", "threads", "id")],
+    )
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+
+
+@migrations()
+def m002_outbox_and_bounces(db: sqlite_utils.Database) -> None:
+    """What we send, recorded before it is sent; bounces of it; what a sender proved."""
+    db.table("outbox").create(
+        {
+            "id": int,
+            "thread_id": int,
+            "kind": str,  # reply | draft
+            "template": str,
+            "message_id": str,  # ours, fixed before the SMTP transaction
+            "to_addr": str,
+            "cc_addrs": str,  # JSON list
+            "subject": str,
+            "holding": int,
+            "auto": int,
+            "state": str,  # sending | sent | failed | unknown | drafted
+            "error": str,  # the server's answer or why it was not sent
+            "permanent": int,  # a failure a retry cannot fix (5xx, invalid address)
+            "created_at": str,
+            "settled_at": str,
+            "pid": int,  # the process sending it, while state is sending
+            "sent_copy": str,  # appended | provider | off | failed | pending
+            "resolved_at": str,  # a person settled an unknown or failed row
+        },
+        pk="id",
+        foreign_keys=[("thread_id", "threads", "id")],
+    )
+    if "replies" in db.table_names():
+        db.execute(
+            "INSERT INTO outbox (thread_id, kind, template, message_id, to_addr, cc_addrs, "
+            "subject, holding, auto, state, created_at, settled_at, sent_copy) "
+            "SELECT thread_id, CASE mode WHEN 'draft' THEN 'draft' ELSE 'reply' END, template, "
+            "message_id, to_addr, '[]', subject, holding, auto, "
+            "CASE mode WHEN 'draft' THEN 'drafted' ELSE 'sent' END, at, at, 'appended' "
+            "FROM replies")
+        db.table("replies").drop()
+    db.table("bounces").create(
+        {
+            "message": int,  # the delivery report
+            "recipient": str,
+            "thread_id": int,  # the thread of our message that bounced
+            "original_id": str,
+            "status": str,
+            "diagnostic": str,
+            "at": str,
+        },
+        pk=("message", "recipient"),
+        foreign_keys=[("message", "messages", "id"), ("thread_id", "threads", "id")],
+    )
+    messages = db.table("messages")
+    for column in ("reply_to_name", "x_loop", "original_id", "auth_results", "dsn"):
+        messages.add_column(column, str)
+    for column in ("from_sent", "draft"):
+        messages.add_column(column, int, not_null_default=0)
+    db.table("folders").add_column("role", str)
+
+
+def ensure_shape(db: sqlite_utils.Database) -> None:
+    """Indexes and views: idempotent, run after migrations on every open."""
+    indexes = [
+        ("messages", ["key"], True),
+        ("messages", ["thread_id", "arrived_at"], False),
+        ("messages", ["subject_norm", "arrived_at"], False),
+        # covering: threading looks up "which thread holds this id" without touching the
+        # (wide) messages rows
+        ("message_refs", ["ref", "thread_id"], False),
+        ("locations", ["message"], False),
+        ("threads", ["last_at"], False),
+        ("threads", ["first_at"], False),
+        ("threads", ["last_team_at"], False),
+        ("threads", ["waiting_since"], False),
+        ("thread_state", ["state"], False),
+        ("tags", ["tag"], False),
+        ("history", ["thread_id", "at"], False),
+        ("outbox", ["thread_id", "template"], False),
+        ("outbox", ["message_id"], False),
+        ("bounces", ["thread_id"], False),
+    ]
+    for table, cols, unique in indexes:
+        db.table(table).create_index(cols, unique=unique, if_not_exists=True)
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_threads_dirty ON threads(dirty) WHERE dirty = 1"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_messages_untriaged ON messages(triaged) WHERE triaged = 0"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_outbox_open ON outbox(state) "
+        "WHERE state IN ('sending', 'unknown', 'failed')"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_messages_dsn ON messages(dsn) WHERE dsn IS NOT NULL"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_messages_quarantined ON messages(first_seen_at) "
+        "WHERE parse_error IS NOT NULL"
+    )
+    db.create_view(
+        "thread_overview",
+        """
+        SELECT t.id, t.subject, t.customer, s.state, s.priority, t.waiting_since,
+               t.first_at, t.last_at, t.message_count,
+               (SELECT group_concat(tag, ' ') FROM tags WHERE tags.thread_id = t.id) AS tags
+        FROM threads t LEFT JOIN thread_state s ON s.thread_id = t.id
+        """,
+        replace=True,
+    )
+
+
