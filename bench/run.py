@@ -5,7 +5,7 @@
     python bench/run.py --count 100000       # the full run
     python bench/run.py --json out.json --keep --profile
 
-One Dovecot (tests/servers.py) is filled once, straight into its Maildir, by bench/generate.py;
+One Dovecot (tests/support/dovecot.py) is filled once, straight into its Maildir, by bench/generate.py;
 then, in order: the wire floor (raw socket, same FETCH commands as the sync), the library floor
 (imapclient, same commands), the peer (mbsync + notmuch new), and the triage processes (initial
 sync, no-op sync, incremental sync, overdue --json, report). See bench/README.md.
@@ -39,11 +39,10 @@ for _p in (str(ROOT), str(ROOT / "tests"), str(BENCH)):
 import imapclient  # noqa: E402
 from generate import NOW, generate  # noqa: E402
 
-from mailtriage.imap import SNIPPET_BYTES  # noqa: E402
-from mailtriage.parse import HEADER_FIELDS  # noqa: E402
+from mailtriage.parse import BODY_PREFIX_BYTES, HEADER_FIELDS  # noqa: E402
 
-from mailfactory import write_config  # noqa: E402
-from servers import Dovecot  # noqa: E402
+from support.dovecot import Dovecot  # noqa: E402
+from support.mailfactory import write_config  # noqa: E402
 
 BATCH = 500  # account.batch_size default: UIDs per FETCH, as the sync sends them
 FOLDERS = ("INBOX", "Sent")
@@ -69,7 +68,7 @@ TARGETS = {
 def fetch_items(condstore: bool) -> list[str]:
     """The FETCH items of IMAPSession.fetch (no rules with extra headers, not Gmail)."""
     names = " ".join(f.upper() for f in HEADER_FIELDS)
-    items = [f"BODY.PEEK[HEADER.FIELDS ({names})]", f"BODY.PEEK[TEXT]<0.{SNIPPET_BYTES}>",
+    items = [f"BODY.PEEK[HEADER.FIELDS ({names})]", f"BODY.PEEK[TEXT]<0.{BODY_PREFIX_BYTES}>",
              "INTERNALDATE", "FLAGS", "RFC822.SIZE"]
     if condstore:
         items.append("MODSEQ")

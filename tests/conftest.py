@@ -1,23 +1,25 @@
-"""Shared fixtures: real Dovecot/SMTP servers and an isolated environment for every test.
+"""Shared fixtures: real Dovecot/SMTP servers, a fault proxy, and an isolated environment for
+every test.
 
-Server logic lives in tests/servers.py so benchmark scripts can reuse it without pytest.
+Server logic lives in tests/support/ so benchmark scripts can reuse it without pytest; pytest
+finds `support` through `pythonpath = ["tests"]` in pyproject.toml.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from servers import Account, Dovecot, SMTPServer, TestPKI  # noqa: E402
+from support.certs import TestPKI
+from support.dovecot import Account, Dovecot
+from support.env import isolate
+from support.faultproxy import FaultProxy
+from support.smtp import SMTPServer
 
 _IMAP_FIXTURES = {"dovecot", "mailbox"}
 _SMTP_FIXTURES = {"smtp_server", "smtp_starttls_server", "smtps_server"}
@@ -37,18 +39,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point HOME/XDG at tmp_path and drop TRIAGE_* so no test reads or writes real user files."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("HOME", str(home))
-    for var, sub in (
-        ("XDG_CONFIG_HOME", ".config"),
-        ("XDG_DATA_HOME", ".local/share"),
-        ("XDG_STATE_HOME", ".local/state"),
-        ("XDG_CACHE_HOME", ".cache"),
-    ):
-        (home / sub).mkdir(parents=True)
-        monkeypatch.setenv(var, str(home / sub))
-    for var in [v for v in os.environ if v.startswith("TRIAGE_")]:
-        monkeypatch.delenv(var)
+    isolate(monkeypatch, tmp_path / "home")
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +63,14 @@ def mailbox(dovecot: Dovecot, request: pytest.FixtureRequest) -> Account:
     """A fresh, empty IMAP account per test: no interference between tests, no cleanup."""
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
     return dovecot.add_user(f"t{next(_account_ids)}-{slug}@example.com", "s3cret-pass")
+
+
+@pytest.fixture
+def proxy(dovecot: Dovecot) -> Iterator[FaultProxy]:
+    """A fault proxy in front of Dovecot's plain IMAP port; no thread survives the test."""
+    with FaultProxy(dovecot.host, dovecot.port) as p:
+        yield p
+    assert p.alive_threads == 0, "fault proxy leaked threads"
 
 
 def _smtp(security: str, pki: TestPKI) -> Iterator[SMTPServer]:

@@ -115,3 +115,11 @@ def test_every_valid_address_is_one_address_on_the_wire(value):
         back = email.message_from_bytes(raw, policy=email.policy.default)
         assert [a.addr_spec.lower() for a in back["To"].addresses] == [addr]
         assert read_list(str(back["To"]))[0].addr == addr
+
+
+def test_comments_are_never_part_of_an_address():
+    assert pairs("Bob <a@b.test (work)>, (x) c@d.test (y)") == [
+        ("Bob", "a@b.test", True), ("x y", "c@d.test", True)]
+    assert pairs('"q (not a comment)" <e@f.test>') == [("q (not a comment)", "e@f.test", True)]
+    assert pairs("(nested (comment, with <a@b>)) d@e.test") == [
+        ("nested (comment, with <a@b>)", "d@e.test", True)]

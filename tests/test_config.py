@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from mailtriage.cli import cli
 from mailtriage.config import ConfigError, load_config
+
+from support.cli import triage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def test_config_errors_name_file_and_key(tmp_path, change, key, words):
         load_config(path)
     assert info.value.key == key
     assert words in info.value.message
-    res = CliRunner().invoke(cli, ["--config", str(path), "overdue"])
+    res = triage(path, "overdue", now=None)
     assert res.exit_code == 2
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and key in lines[0]
@@ -83,26 +83,24 @@ def test_config_errors_name_file_and_key(tmp_path, change, key, words):
 
 
 def test_missing_and_unparseable_files_exit_2(tmp_path):
-    runner = CliRunner()
-    res = runner.invoke(cli, ["--config", str(tmp_path / "nope.yaml"), "threads"])
+    res = triage(tmp_path / "nope.yaml", "threads", now=None)
     assert res.exit_code == 2 and "file not found" in res.output
     bad = write(tmp_path, "imap: [unclosed\n")
-    res = runner.invoke(cli, ["--config", str(bad), "threads"])
+    res = triage(bad, "threads", now=None)
     assert res.exit_code == 2 and "invalid YAML" in res.output
 
 
 def test_unset_password_variable_and_failing_command_exit_2(tmp_path, monkeypatch):
     monkeypatch.delenv("PW", raising=False)
-    runner = CliRunner()
     path = write(tmp_path, with_("imap.host", "127.0.0.1"))
-    res = runner.invoke(cli, ["--config", str(path), "sync"])
+    res = triage(path, "sync", now=None)
     assert res.exit_code == 2
     assert "imap.password_env" in res.output and "PW is not set" in res.output
     data = with_("imap.host", "127.0.0.1")
     del data["imap"]["password_env"]
     data["imap"]["password_cmd"] = ["sh", "-c", "echo oops-secret >&2; exit 3"]
     path = write(tmp_path, data)
-    res = runner.invoke(cli, ["--config", str(path), "sync"])
+    res = triage(path, "sync", now=None)
     assert res.exit_code == 2
     assert "imap.password_cmd" in res.output and "status 3" in res.output
     assert "oops-secret" not in res.output

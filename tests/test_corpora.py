@@ -12,14 +12,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from mailtriage.cli import cli
 from mailtriage.config import load_config
 from mailtriage.store import open_db
 from mailtriage.sync import sync
 
-from mailfactory import NOW, write_config
+from support.cli import triage
+from support.dovecot import Account
+from support.mailfactory import NOW, write_config
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 NAMES = sorted(p.name for p in CORPORA.iterdir() if p.is_dir()) if CORPORA.is_dir() else []
@@ -52,26 +52,23 @@ def test_every_corpus_message_syncs_and_shows(name, tmp_path, mailbox, monkeypat
     monkeypatch.setenv("TEST_IMAP_PASSWORD", mailbox.password)
     count = load_into(mailbox, name)
     cfg = write_config(tmp_path, mailbox)
-    runner = CliRunner()
-    res = runner.invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(), "sync"])
+    res = triage(cfg, "sync")
     assert res.exit_code == 0, res.output
     db = open_db(tmp_path / "state.db")
     assert db.execute("SELECT COUNT(*) FROM locations").fetchone()[0] == count
     # one row per distinct message: byte-identical copies collapse, nothing else is lost
     assert 0 < db["messages"].count <= count
     assert db.execute("SELECT COUNT(*) FROM messages WHERE thread_id IS NULL").fetchone()[0] == 0
-    threads = json.loads(runner.invoke(
-        cli, ["--config", str(cfg), "--now", NOW.isoformat(), "threads", "--json"]).stdout)
+    threads = json.loads(triage(cfg, "threads", "--json").stdout)
     assert sum(len(t["message_ids"]) for t in threads) == db["messages"].count
     for t in threads:
         for args in (["show", str(t["id"])], ["show", str(t["id"]), "--json"],
                      ["explain", str(t["id"])]):
-            res = runner.invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(), *args])
+            res = triage(cfg, *args)
             assert res.exit_code == 0, (args, res.output)
             assert "\x1b" not in res.output  # no terminal escapes from hostile headers
     html = tmp_path / "report.html"
-    res = runner.invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(), "report",
-                              "--since", "30000d", "--output", str(html)])
+    res = triage(cfg, "report", "--since", "30000d", "--output", str(html))
     assert res.exit_code == 0, res.output
     assert "\x1b" not in res.output and "<script" not in html.read_text().lower()
 
@@ -104,7 +101,8 @@ def notmuch_threads(files: list[Path], workdir: Path) -> list[set[str]]:
 
 
 @pytest.mark.skipif(shutil.which("notmuch") is None, reason="notmuch not installed")
-def test_notmuch_default_grouping_matches_notmuch(tmp_path, mailbox, monkeypatch):
+def test_notmuch_default_grouping_matches_notmuch(tmp_path: Path, mailbox: Account,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Our References/In-Reply-To grouping equals notmuch's on a real list archive."""
     monkeypatch.setenv("TEST_IMAP_PASSWORD", mailbox.password)
     load_into(mailbox, "notmuch-default")

@@ -1,7 +1,7 @@
 """Mail to customers is sent exactly once, or flagged for a person (scripts/outbox.py).
 
 Every test runs the real CLI against the session's Dovecot and a real SMTP server that
-misbehaves on purpose (tests/smtp_faults.py): the final 250 lost, an answer slower than
+misbehaves on purpose (tests/support/smtp_faults.py): the final 250 lost, an answer slower than
 ``smtp.timeout``, a definite refusal, the process stopped (SIGTERM) or killed (SIGKILL)
 between DATA and recording the answer, or while filing the Sent copy.  Whatever happens,
 the server never gets a second copy unless a person says ``--force``, and a reply whose
@@ -20,22 +20,19 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-from smtp_faults import FaultySMTP
 
-from mailtriage.cli import cli
 from mailtriage.config import load_config
 
-import mailfactory
-from mailfactory import NOW, write_config
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "reliability"))
-from faultproxy import FaultProxy, Pass, Stall, via  # noqa: E402
+from support import mailfactory
+from support.cli import ok, triage
+from support.faultproxy import Pass, Stall, via
+from support.mailfactory import NOW, write_config
+from support.smtp_faults import FaultySMTP
 
 PASSWORD_VAR = "TEST_IMAP_PASSWORD"
 CLI = [sys.executable, "-c", "from mailtriage.cli import cli; cli()"]
@@ -47,14 +44,6 @@ MINUTES = dt.timedelta(minutes=1)
 
 
 # -- set-up ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def proxy(dovecot: Any) -> Iterator[FaultProxy]:
-    """A fault proxy in front of Dovecot's plain IMAP port (as in tests/reliability)."""
-    with FaultProxy(dovecot.host, dovecot.port) as p:
-        yield p
-    assert p.alive_threads == 0, "fault proxy leaked threads"
 
 
 def configure(tmp_path: Path, account: Any, monkeypatch: pytest.MonkeyPatch,
@@ -72,16 +61,6 @@ def ask(mailbox: Any, frm: str = f"Carol Customer <{CAROL}>", msgid: str = "q1@c
         subject: str = "Login broken", waited: dt.timedelta = dt.timedelta(hours=30)) -> None:
     """A customer question in INBOX that arrived ``waited`` before NOW (30 h: overdue)."""
     mailfactory.put(mailbox, msgid=msgid, subject=subject, frm=frm, date=NOW - waited)
-
-
-def triage(cfg: Path, *args: str, now: dt.datetime = NOW) -> Result:
-    return CliRunner().invoke(cli, ["--config", str(cfg), "--now", now.isoformat(), *args])
-
-
-def ok(cfg: Path, *args: str, now: dt.datetime = NOW) -> Result:
-    result = triage(cfg, *args, now=now)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
 def spawn(cfg: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -13,7 +13,7 @@ from mailtriage.config import load_config
 from mailtriage.imap import IMAPSession
 from mailtriage.sample import build_sample
 
-from mailfactory import NOW, mail, write_config
+from support.mailfactory import NOW, mail, write_config
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 

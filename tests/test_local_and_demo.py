@@ -6,26 +6,22 @@ import json
 import mailbox
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from mailtriage.cli import cli
 from mailtriage.config import load_config
 from mailtriage.sample import build_sample, write_maildir, write_mbox
 from mailtriage.store import open_db
 from mailtriage.sync import sync
 
-from mailfactory import NOW, mail
+from support.cli import triage
+from support.mailfactory import NOW, mail
 
 
 def test_demo_runs_the_main_job_on_the_embedded_sample(tmp_path):
-    runner = CliRunner()
-    res = runner.invoke(cli, ["--now", NOW.isoformat(), "demo", "--dir", str(tmp_path / "d")])
+    res = triage(None, "demo", "--dir", str(tmp_path / "d"))
     assert res.exit_code == 0, res.output
     assert "88 new messages" in res.output
     assert "waiting too long" in res.output and "Invoice #1234 charged twice" in res.output
     cfg = tmp_path / "d" / "config.yaml"
-    res = runner.invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(), "overdue",
-                              "--json"])
+    res = triage(cfg, "overdue", "--json")
     items = json.loads(res.stdout)
     assert {i["reason"] for i in items} == {"unanswered", "followup", "bounced"}
     # the sample's reply to a mistyped address bounced: its thread says so
@@ -33,13 +29,13 @@ def test_demo_runs_the_main_job_on_the_embedded_sample(tmp_path):
     assert bounced["subject"] == "Trial extension request"
     assert "ravi.kumarr@sunrise-labs.example" in bounced["detail"] and "5.1.1" in bounced["detail"]
     # running the demo again is idempotent: nothing new, same threads
-    res = runner.invoke(cli, ["--now", NOW.isoformat(), "demo", "--dir", str(tmp_path / "d")])
+    res = triage(None, "demo", "--dir", str(tmp_path / "d"))
     assert "0 new messages" in res.output
 
 
 def test_demo_default_dir_is_in_the_user_data_dir_not_the_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    res = CliRunner().invoke(cli, ["--now", NOW.isoformat(), "demo"])
+    res = triage(None, "demo")
     assert res.exit_code == 0, res.output
     assert not (tmp_path / "state.db").exists()
     data_home = Path(__import__("os").environ["XDG_DATA_HOME"])

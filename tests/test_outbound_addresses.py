@@ -14,16 +14,15 @@ import itertools
 import json
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailtriage import addresses
-from mailtriage.cli import cli
 from mailtriage.config import SMTPConfig, load_config
 from mailtriage.store import open_db
 
-from mailfactory import NOW, mail, write_config
+from support.cli import ok, triage
+from support.mailfactory import NOW, mail, write_config
 
 AGENT = {"name": "Alex from Support", "address": "support@example.com"}
 TEAM = {"support@example.com"}
@@ -41,16 +40,6 @@ def config(tmp_path, mb, server, monkeypatch, **extra):
     extra.setdefault("smtp", smtp_block(server))
     extra.setdefault("agent", AGENT)
     return write_config(tmp_path, mb, **extra)
-
-
-def triage(cfg, *args, now=NOW):
-    return CliRunner().invoke(cli, ["--config", str(cfg), "--now", now.isoformat(), *args])
-
-
-def ok(cfg, *args, now=NOW):
-    res = triage(cfg, *args, now=now)
-    assert res.exit_code == 0, (res.output, res.exception)
-    return res
 
 
 def raw_mail(headers: dict[str, str], body: str = "Hello, I need help.\r\n") -> bytes:

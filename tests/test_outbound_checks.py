@@ -10,14 +10,11 @@ import email
 import email.policy
 import json
 
-from click.testing import CliRunner
-
-from mailtriage.cli import cli
 from mailtriage.config import load_config
 from mailtriage.store import iso, open_db
 
-import mailfactory
-from mailfactory import NOW, mail, write_config
+from support import cli, mailfactory
+from support.mailfactory import NOW, mail, write_config
 
 AGENT = {"name": "Alex from Support", "signature": "Example Support",
          "address": "support@example.com"}
@@ -44,13 +41,12 @@ def at(delta: dt.timedelta = dt.timedelta()) -> str:
 
 
 def triage(cfg, *args, now=None):
-    return CliRunner().invoke(cli, ["--config", str(cfg), "--now", now or at(), *args])
+    """The shared `triage`, with `--now` as `at()` prints it unless given."""
+    return cli.triage(cfg, *args, now=now or at())
 
 
 def ok(cfg, *args, now=None):
-    result = triage(cfg, *args, now=now)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
+    return cli.ok(cfg, *args, now=now or at())
 
 
 def as_json(cfg, *args, now=None):

@@ -8,20 +8,18 @@ import email.policy
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from mailtriage import compose
-from mailtriage.cli import cli
 from mailtriage.config import load_config
 from mailtriage.overdue import overdue
 from mailtriage.render import TemplateProblem
 from mailtriage.store import open_db
 from mailtriage.triage import refresh
 
-import mailfactory
-from mailfactory import NOW, write_config
+from support import mailfactory
+from support.cli import ok, triage
+from support.mailfactory import NOW, write_config
 
-NOW_ARG = "2026-11-23T12:00:00Z"
 AGENT = {"name": "Alex from Support", "signature": "Example Support\nhttps://example.com/help",
          "address": "support@example.com"}
 
@@ -39,17 +37,6 @@ def _config(tmp_path, mailbox, server, monkeypatch, security="none", **extra):
 def put(mb, folder="INBOX", flags=(), **kw):
     kw.setdefault("date", NOW - dt.timedelta(hours=30))  # old enough to be overdue
     return mailfactory.put(mb, folder, flags, **kw)
-
-
-def triage(cfg, *args, now=NOW_ARG, **kw):
-    result = CliRunner().invoke(cli, ["--config", str(cfg), "--now", now, *args], **kw)
-    return result
-
-
-def ok(cfg, *args, **kw):
-    result = triage(cfg, *args, **kw)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
 def thread_of(db, msgid):

@@ -8,9 +8,7 @@ import json
 from email.policy import default as default_policy
 
 import pytest
-from click.testing import CliRunner
 
-from mailtriage.cli import cli
 from mailtriage.config import load_config
 from mailtriage.report import build_report, percentile
 from mailtriage.reportmail import render_report, report_message
@@ -18,7 +16,8 @@ from mailtriage.states import change_tags
 from mailtriage.store import open_db
 from mailtriage.sync import sync
 
-from mailfactory import NOW, put, write_config
+from support.cli import triage
+from support.mailfactory import NOW, put, write_config
 
 EVIL = "Broken <script>alert(1)</script> & more"
 
@@ -54,10 +53,6 @@ def synced(cfg, now=NOW):
     return config, db
 
 
-def invoke(cfg, *args, now=NOW):
-    return CliRunner().invoke(cli, ["--config", str(cfg), "--now", now.isoformat(), *args])
-
-
 def test_overdue_thread_is_listed_and_customer_strings_are_escaped(env, tmp_path):
     mb, cfg = env
     put(mb, "INBOX", msgid="evil@c.test", subject=EVIL, frm="Mallory <m@evil.test>",
@@ -80,7 +75,7 @@ def test_overdue_thread_is_listed_and_customer_strings_are_escaped(env, tmp_path
     assert "1 thread waiting too long (1 of 1 open threads)" in text
 
     out = tmp_path / "report.html"
-    result = invoke(cfg, "report", "--output", str(out))
+    result = triage(cfg, "report", "--output", str(out))
     assert result.exit_code == 0, result.output
     assert EVIL in result.stdout
     saved = out.read_text(encoding="utf-8")
@@ -231,7 +226,7 @@ def test_report_send_mails_it_and_json_parses(env, smtp_server):
     mb, cfg = env
     put(mb, "INBOX", msgid="evil@c.test", subject=EVIL, date=NOW - dt.timedelta(hours=30))
     synced(cfg)
-    result = invoke(cfg, "report", "--send", "--json")
+    result = triage(cfg, "report", "--send", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["headline"]["waiting_too_long"] == 1
@@ -248,17 +243,17 @@ def test_report_since_option_widens_the_period(env):
     put(mb, "INBOX", msgid="q1@c.test", subject="Older question",
         date=NOW - dt.timedelta(hours=30))
     synced(cfg)
-    assert "New threads:      0" in invoke(cfg, "report").stdout
-    assert "New threads:      1" in invoke(cfg, "report", "--since", "2d").stdout
-    assert "New threads:      1" in invoke(cfg, "report", "--since", "2026-11-22").stdout
-    bad = invoke(cfg, "report", "--since", "yesterdayish")
+    assert "New threads:      0" in triage(cfg, "report").stdout
+    assert "New threads:      1" in triage(cfg, "report", "--since", "2d").stdout
+    assert "New threads:      1" in triage(cfg, "report", "--since", "2026-11-22").stdout
+    bad = triage(cfg, "report", "--since", "yesterdayish")
     assert bad.exit_code == 2
 
 
 def test_report_send_without_recipients_is_a_config_error(tmp_path, mailbox, monkeypatch):
     monkeypatch.setenv("TEST_IMAP_PASSWORD", mailbox.password)
     cfg = write_config(tmp_path, mailbox)
-    result = invoke(cfg, "report", "--send")
+    result = triage(cfg, "report", "--send")
     assert result.exit_code == 2
     assert "report.to" in result.stderr
 
@@ -292,7 +287,7 @@ def test_a_broken_report_template_is_one_line_in_report_and_run(env, smtp_server
     override.mkdir(parents=True)
     (override / "report.txt.j2").write_text("{{ report.headline.nope.deeper }}\n")
     for args in (["report"], ["run"]):
-        res = invoke(cfg, *args)
+        res = triage(cfg, *args)
         assert res.exit_code == 1, (args, res.output)
         [line] = res.stderr.strip().splitlines()
         assert "report.txt.j2" in line and "nope" in line and "Traceback" not in res.output

@@ -9,15 +9,14 @@ import threading
 from email.policy import default as default_policy
 
 import pytest
-from click.testing import CliRunner
 
-from mailtriage.cli import cli
 from mailtriage.config import ReportConfig, load_config
 from mailtriage.lock import Busy, acquire, lock_path
 from mailtriage.run import report_slot
 from mailtriage.store import get_meta, open_db
 
-from mailfactory import NOW, mail, write_config
+from support.cli import triage
+from support.mailfactory import NOW, mail, write_config
 
 BERLIN = "Europe/Berlin"  # report at 08:00 Berlin = 07:00 UTC in November
 
@@ -43,8 +42,7 @@ def at(day: int, hour: int, minute: int = 0) -> dt.datetime:
 
 
 def triage_run(cfg, now, *args):
-    return CliRunner().invoke(cli, ["--config", str(cfg), "--now", now.isoformat(), "run",
-                                    *args])
+    return triage(cfg, "run", *args, now=now)
 
 
 def reports(server):

@@ -11,7 +11,8 @@ import imapclient
 import pytest
 from imapclient.imapclient import ARCHIVE, DRAFTS, SENT
 
-from servers import Account, Dovecot, SMTPServer
+from support.dovecot import Account, Dovecot
+from support.smtp import SMTPServer
 
 
 def _message(subject: str = "Hello", to: str = "support@example.com") -> bytes:
@@ -176,7 +177,7 @@ def _send(client: smtplib.SMTP, subject: str) -> bytes:
 
 def test_smtp_plain_with_auth(smtp_server: SMTPServer) -> None:
     client = smtplib.SMTP(smtp_server.host, smtp_server.port, timeout=10)
-    client.login(smtp_server.username, smtp_server.password)
+    client.login(*smtp_server.credentials())
     _send(client, "Plain")
     [received] = smtp_server.wait_for(1)
     assert received.mail_from == "support@example.com"
@@ -200,7 +201,7 @@ def test_smtp_starttls_verified_with_ca(smtp_starttls_server: SMTPServer) -> Non
     client.ehlo()
     assert not client.has_extn("auth")  # no AUTH before TLS
     client.starttls(context=ssl.create_default_context(cafile=server.ca_file))
-    client.login(server.username, server.password)
+    client.login(*server.credentials())
     _send(client, "Starttls")
     [received] = server.wait_for(1)
     assert received.tls
@@ -209,7 +210,7 @@ def test_smtp_starttls_verified_with_ca(smtp_starttls_server: SMTPServer) -> Non
 def test_smtps_verified_with_ca(smtps_server: SMTPServer) -> None:
     ctx = ssl.create_default_context(cafile=smtps_server.ca_file)
     client = smtplib.SMTP_SSL(smtps_server.host, smtps_server.port, context=ctx, timeout=10)
-    client.login(smtps_server.username, smtps_server.password)
+    client.login(*smtps_server.credentials())
     _send(client, "Implicit TLS")
     assert [m.tls for m in smtps_server.wait_for(1)] == [True]
 

@@ -18,8 +18,9 @@ NEW_YORK = ZoneInfo("America/New_York")
 H = timedelta(hours=1)
 
 
-def local(tz: ZoneInfo, *args: int) -> datetime:
-    return datetime(*args, tzinfo=tz)
+def local(tz: ZoneInfo, year: int, month: int, day: int, hour: int = 0,
+          minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=tz)
 
 
 def berlin_office(**kw) -> Clock:

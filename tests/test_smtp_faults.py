@@ -1,4 +1,4 @@
-"""Tests for tests/smtp_faults.py, driven by the real smtplib client."""
+"""Tests for tests/support/smtp_faults.py, driven by the real smtplib client."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import threading
 import time
 
 import pytest
-from smtp_faults import FaultySMTP
+
+from support.smtp_faults import FaultySMTP
 
 SENDER = "support@example.com"
 # Lines starting with "." are dot-stuffed by smtplib and must come back unstuffed.

@@ -6,15 +6,14 @@ import datetime as dt
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from mailtriage.cli import cli
 from mailtriage.config import load_config
 from mailtriage.imap import IMAPSession
 from mailtriage.store import open_db
 from mailtriage.sync import sync
 
-from mailfactory import NOW, mail, put, write_config
+from support.cli import triage
+from support.mailfactory import NOW, mail, put, write_config
 
 
 @pytest.fixture
@@ -131,10 +130,9 @@ def test_uidvalidity_change_remaps_without_losing_tags_or_state(env):
     conversation(mb)
     db, _ = run_sync(cfg)
     tid = db.execute("SELECT thread_id FROM messages WHERE message_id = 'q1@c.test'").fetchone()[0]
-    runner = CliRunner()
-    res = runner.invoke(cli, ["--config", str(cfg), "tag", str(tid), "+vip"])
+    res = triage(cfg, "tag", str(tid), "+vip", now=None)
     assert res.exit_code == 0, res.output
-    res = runner.invoke(cli, ["--config", str(cfg), "close", str(tid)])
+    res = triage(cfg, "close", str(tid), now=None)
     assert res.exit_code == 0, res.output
     old = db.execute("SELECT uidvalidity FROM folders WHERE folder = 'INBOX'").fetchone()[0]
     mb.change_uidvalidity("INBOX")
@@ -210,7 +208,7 @@ def test_tls_with_the_test_ca_and_refusal_without_it(tmp_path, mailbox, monkeypa
     assert result.new == 1
     (tmp_path / "other").mkdir()
     bad = write_config(tmp_path / "other", mailbox, imap={"security": "starttls"})
-    res = CliRunner().invoke(cli, ["--config", str(bad), "sync"])
+    res = triage(bad, "sync", now=None)
     assert res.exit_code == 1
     assert "certificate" in res.output.lower() and "Traceback" not in res.output
 
@@ -218,17 +216,15 @@ def test_tls_with_the_test_ca_and_refusal_without_it(tmp_path, mailbox, monkeypa
 def test_cli_threads_and_show_json(env):
     mb, cfg = env
     conversation(mb)
-    runner = CliRunner()
-    assert runner.invoke(cli, ["--config", str(cfg), "sync"]).exit_code == 0
-    res = runner.invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(), "threads",
-                              "--json"])
+    assert triage(cfg, "sync", now=None).exit_code == 0
+    res = triage(cfg, "threads", "--json")
     assert res.exit_code == 0, res.output
     threads = json.loads(res.stdout)
     login = next(t for t in threads if t["subject"] == "Login broken")
     assert login["message_ids"] == ["q1@c.test", "a1@example.com", "q2@c.test"]
     assert set(login["participants"]) >= {"carol@customer.test", "support@example.com"}
     assert login["first_at"].endswith("Z") and login["state"] == "open"
-    res = runner.invoke(cli, ["--config", str(cfg), "show", str(login["id"]), "--json"])
+    res = triage(cfg, "show", str(login["id"]), "--json", now=None)
     detail = json.loads(res.stdout)
     assert [m["folders"] for m in detail["messages"]] == [["INBOX"], ["Sent"], ["INBOX"]]
     assert detail["messages"][1]["flags"] == ["\\Seen"]
@@ -237,12 +233,11 @@ def test_cli_threads_and_show_json(env):
 def test_password_never_leaks(env, tmp_path):
     mb, cfg = env
     mb.append("INBOX", mail())
-    runner = CliRunner()
-    res = runner.invoke(cli, ["--config", str(cfg), "-vv", "sync"],
-                        env={"TEST_IMAP_PASSWORD": "wrong-" + mb.password})
+    res = triage(cfg, "-vv", "sync", now=None,
+                 env={"TEST_IMAP_PASSWORD": "wrong-" + mb.password})
     assert res.exit_code == 1
     assert mb.password not in res.output and "login failed" in res.output
-    res = runner.invoke(cli, ["--config", str(cfg), "-vv", "sync"])
+    res = triage(cfg, "-vv", "sync", now=None)
     assert mb.password not in res.output
     data = (tmp_path / "state.db").read_bytes()
     assert mb.password.encode() not in data
@@ -294,5 +289,5 @@ def test_two_accounts_sync_into_one_database(tmp_path, dovecot, monkeypatch):
     same = db.execute("SELECT COUNT(DISTINCT thread_id) FROM messages "
                       "WHERE message_id IN ('s1@c.test', 'b1@c.test')").fetchone()[0]
     assert same == 1  # one conversation across the two mailboxes
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "sync", "--account", "billing"])
+    res = triage(cfg, "sync", "--account", "billing", now=None)
     assert res.exit_code == 0, res.output

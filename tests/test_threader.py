@@ -12,7 +12,7 @@ from mailtriage.source import Fetched
 from mailtriage.store import open_db, resolve_thread_id
 from mailtriage.threader import group
 
-from mailfactory import NOW, mail
+from support.mailfactory import NOW, mail
 
 TEAM = TeamConfig(addresses=["support@example.com"], domains=["example.com"])
 

@@ -5,46 +5,91 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+from pathlib import Path
+from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailtriage.cli import cli
 from mailtriage.config import TeamConfig, load_config
 from mailtriage.overdue import overdue
 from mailtriage.sample import CASE_SUBJECTS, build_sample
+from mailtriage.senders import AUTO, CUSTOMER, US
 from mailtriage.store import open_db
 from mailtriage.sync import sync
-from mailtriage.triage import AUTO, CUSTOMER, US, Event, summarize
+from mailtriage.triage import Event, summarize
 
-from mailfactory import NOW, mail, write_config
+from support.cli import triage
+from support.dovecot import Account, Dovecot
+from support.env import isolate
+from support.mailfactory import NOW, mail, write_config
 
 TEAM = TeamConfig(addresses=["support@example.com"], domains=["example.com"])
+RULES = [
+    {"name": "billing", "any": [{"subject": "/invoice|refund|billing/"}], "tags": ["+billing"]},
+    {"name": "urgent", "match": {"subject": "/urgent/"}, "tags": ["+urgent"],
+     "priority": "urgent"},
+]
+SLA = {"default": "24h", "overrides": {"urgent": "4h"}}
 
 
-def load_sample(mailbox) -> None:
+def load_sample(mailbox: Account) -> None:
     for m in build_sample(NOW):
         mailbox.append(m.folder, m.raw, flags=m.flags, internaldate=m.date)
 
 
+def sample_config(directory: Path, account: Account) -> Path:
+    return write_config(directory, account, rules=RULES, sla=SLA)
+
+
+@pytest.fixture(scope="module")
+def synced_sample(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory
+                  ) -> tuple[Account, Path]:
+    """The sample mailbox in an account of this module, synced once: (account, its database).
+
+    Tests get copies of the database (`sample_env`) and must not change the account.
+    """
+    account = dovecot.add_user("triage-sample@example.com", "sample-pass")
+    load_sample(account)
+    directory = tmp_path_factory.mktemp("synced-sample")
+    with pytest.MonkeyPatch.context() as mp:  # module scope: outside the per-test isolation
+        isolate(mp, directory / "home")
+        mp.setenv("TEST_IMAP_PASSWORD", account.password)
+        config = load_config(sample_config(directory, account))
+        db = open_db(config.db_path)
+        sync(db, config, NOW)
+        db.close()
+    return account, config.db_path
+
+
 @pytest.fixture
-def sample_env(tmp_path, mailbox, monkeypatch):
+def sample_env(tmp_path: Path, synced_sample: tuple[Account, Path],
+               monkeypatch: pytest.MonkeyPatch) -> tuple[Account, Path]:
+    """A config of this test's own with a copy of the synced sample's database."""
+    account, db_path = synced_sample
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", account.password)
+    cfg = sample_config(tmp_path, account)
+    target = load_config(cfg).db_path
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{db_path}{suffix}")
+        if source.exists():
+            shutil.copy2(source, f"{target}{suffix}")
+    return account, cfg
+
+
+@pytest.fixture
+def own_sample_env(tmp_path: Path, mailbox: Account,
+                   monkeypatch: pytest.MonkeyPatch) -> tuple[Account, Path]:
+    """The sample in a fresh account of this test's own, not yet synced (for adding mail)."""
     monkeypatch.setenv("TEST_IMAP_PASSWORD", mailbox.password)
     load_sample(mailbox)
-    rules = [
-        {"name": "billing", "any": [{"subject": "/invoice|refund|billing/"}], "tags": ["+billing"]},
-        {"name": "urgent", "match": {"subject": "/urgent/"}, "tags": ["+urgent"],
-         "priority": "urgent"},
-    ]
-    cfg = write_config(tmp_path, mailbox, rules=rules,
-                       sla={"default": "24h", "overrides": {"urgent": "4h"}})
-    return mailbox, cfg
+    return mailbox, sample_config(tmp_path, mailbox)
 
 
-def cli_json(cfg, *args, now=NOW):
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "--now", now.isoformat(), *args])
+def cli_json(cfg: Path, *args: str, now: dt.datetime = NOW) -> Any:
+    res = triage(cfg, *args, now=now)
     assert res.exit_code in (0, 3), res.output
     return json.loads(res.stdout)
 
@@ -55,8 +100,7 @@ def subjects(items) -> set[str]:
 
 def test_overdue_lists_exactly_what_a_careful_human_would(sample_env):
     _, cfg = sample_env
-    assert CliRunner().invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(),
-                                    "sync"]).exit_code == 0
+    assert triage(cfg, "sync").exit_code == 0
     items = cli_json(cfg, "overdue", "--json")
     unanswered = {i["subject"] for i in items if i["reason"] == "unanswered"}
     expected = set(CASE_SUBJECTS["overdue"]) | set(CASE_SUBJECTS["customer-again"]) \
@@ -81,9 +125,6 @@ def test_overdue_lists_exactly_what_a_careful_human_would(sample_env):
 
 def test_states_of_every_sample_case(sample_env):
     _, cfg = sample_env
-    config = load_config(cfg)
-    db = open_db(config.db_path)
-    sync(db, config, NOW)
     threads = cli_json(cfg, "threads", "--json")
     by_subject = {t["subject"]: t for t in threads}
     for case in ("waiting", "teammate-answered", "auto-reply", "follow-up", "attachment",
@@ -113,18 +154,16 @@ def test_states_of_every_sample_case(sample_env):
     assert any("auto-submitted:auto-replied" in m["auto_signals"] for m in detail["messages"])
 
 
-def test_customer_writing_again_reopens_and_snooze_expires(sample_env):
-    mb, cfg = sample_env
+def test_customer_writing_again_reopens_and_snooze_expires(own_sample_env):
+    mb, cfg = own_sample_env
     config = load_config(cfg)
     db = open_db(config.db_path)
     sync(db, config, NOW)
     threads = {t["subject"]: t for t in cli_json(cfg, "threads", "--json")}
     tid = threads["Two-factor codes not arriving"]["id"]
-    runner = CliRunner()
-    base = ["--config", str(cfg), "--now", NOW.isoformat()]
-    assert runner.invoke(cli, [*base, "close", str(tid)]).exit_code == 0
+    assert triage(cfg, "close", str(tid)).exit_code == 0
     snoozed = threads["Adding seats to our plan"]["id"]
-    assert runner.invoke(cli, [*base, "snooze", str(snoozed), "--until", "2d"]).exit_code == 0
+    assert triage(cfg, "snooze", str(snoozed), "--until", "2d").exit_code == 0
     # snoozed threads are not listed as open
     open_ids = {t["id"] for t in cli_json(cfg, "threads", "--json", "--state", "open")}
     assert snoozed not in open_ids
@@ -150,15 +189,13 @@ def test_follow_up_due_after_holding_reply(sample_env):
     _, cfg = sample_env
     config = load_config(cfg)
     db = open_db(config.db_path)
-    sync(db, config, NOW)
     items = overdue(db, config, NOW, holding_templates={"sorry"})
     follow = [i for i in items if i["reason"] == "followup"]
     assert subjects(follow) == set(CASE_SUBJECTS["follow-up"])
     # a human tagging `acked` after our reply marks that reply as a holding one
     tid = db.execute("SELECT id FROM threads WHERE subject = 'Two-factor codes not arriving'"
                      ).fetchone()[0]
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(), "tag",
-                                   str(tid), "+acked"])
+    res = triage(cfg, "tag", str(tid), "+acked")
     assert res.exit_code == 0
     later = NOW + dt.timedelta(days=3)
     follow = {i["thread_id"] for i in overdue(db, config, later, holding_templates={"sorry"})
@@ -170,7 +207,6 @@ def test_team_reply_from_teammate_address_counts_as_ours(sample_env):
     _, cfg = sample_env
     config = load_config(cfg)
     db = open_db(config.db_path)
-    sync(db, config, NOW)
     row = db.execute("SELECT last_sender FROM threads WHERE subject = 'Refund for unused seats'"
                      ).fetchone()
     assert row[0] == "us"
@@ -198,22 +234,19 @@ def test_business_hours_over_a_weekend_and_holiday(tmp_path, mailbox, monkeypatc
     assert item["sla_age_hours"] == 0
     late = dt.datetime(2025, 11, 18, 16, 0, tzinfo=dt.UTC)
     assert [i["subject"] for i in overdue(db, config, late)] == ["Friday evening"]
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "--now", late.isoformat(), "explain",
-                                   "1"])
+    res = triage(cfg, "explain", "1", now=late)
     assert "clock ran" in res.output and "OVERDUE" in res.output
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "--now", late.isoformat(), "overdue"])
+    res = triage(cfg, "overdue", now=late)
     header, row = res.output.splitlines()[:2]
     assert "SLA AGE" in header and "8h" in row  # 4d wall clock, 8 business hours
 
 
 def test_fail_if_any_exit_status(sample_env):
     _, cfg = sample_env
-    runner = CliRunner()
-    base = ["--config", str(cfg), "--now", NOW.isoformat()]
-    assert runner.invoke(cli, [*base, "sync"]).exit_code == 0
-    assert runner.invoke(cli, [*base, "overdue", "--fail-if-any"]).exit_code == 3
+    assert triage(cfg, "sync").exit_code == 0
+    assert triage(cfg, "overdue", "--fail-if-any").exit_code == 3
     early = (NOW - dt.timedelta(days=30)).isoformat()
-    res = runner.invoke(cli, ["--config", str(cfg), "--now", early, "overdue", "--fail-if-any"])
+    res = triage(cfg, "overdue", "--fail-if-any", now=early)
     assert res.exit_code == 0
 
 
@@ -221,16 +254,14 @@ def test_retag_dry_run_changes_nothing(sample_env, tmp_path):
     mb, cfg = sample_env
     config = load_config(cfg)
     db = open_db(config.db_path)
-    sync(db, config, NOW)
     before = db.execute("SELECT COUNT(*) FROM tags").fetchone()[0]
     data = cfg.read_text().replace("/urgent/", "/urgent|export/")
     cfg.write_text(data)
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(), "retag",
-                                   "--dry-run"])
+    res = triage(cfg, "retag", "--dry-run")
     assert res.exit_code == 0
     assert "would change +urgent" in res.output and "CSV export" not in res.output
     assert db.execute("SELECT COUNT(*) FROM tags").fetchone()[0] == before
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(), "retag"])
+    res = triage(cfg, "retag")
     assert db.execute("SELECT COUNT(*) FROM tags").fetchone()[0] == before + 1
     causes = {r[0] for r in db.execute("SELECT cause FROM history WHERE field = 'tag'")}
     assert "rule:urgent" in causes
@@ -238,14 +269,11 @@ def test_retag_dry_run_changes_nothing(sample_env, tmp_path):
 
 def test_manual_tags_the_notmuch_way(sample_env):
     _, cfg = sample_env
-    runner = CliRunner()
-    base = ["--config", str(cfg), "--now", NOW.isoformat()]
-    runner.invoke(cli, [*base, "sync"])
-    res = runner.invoke(cli, [*base, "tag", "1", "+vip", "-billing"])
+    res = triage(cfg, "tag", "1", "+vip", "-billing")
     assert res.exit_code == 0, res.output
     assert "vip" in cli_json(cfg, "show", "1", "--json")["tags"]
-    assert runner.invoke(cli, [*base, "tag", "1", "vip"]).exit_code == 2
-    assert runner.invoke(cli, [*base, "tag", "99999", "+x"]).exit_code == 1
+    assert triage(cfg, "tag", "1", "vip").exit_code == 2
+    assert triage(cfg, "tag", "99999", "+x").exit_code == 1
 
 
 # -- pure logic -------------------------------------------------------------------------

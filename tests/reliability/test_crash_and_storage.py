@@ -19,16 +19,15 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from faultproxy import PASSWORD_VAR, assert_sound, conversation_corpus, deliver, snapshot
 
 from mailtriage.cli import app as app_mod
-from mailtriage.cli import cli
 from mailtriage.config import load_config
 from mailtriage.lock import acquire, lock_path
 from mailtriage.store import open_db
 
-from mailfactory import NOW, write_config
+from support.cli import triage
+from support.faultproxy import PASSWORD_VAR, assert_sound, conversation_corpus, deliver, snapshot
+from support.mailfactory import NOW, write_config
 
 KILLS = 30
 SEED = 20261123
@@ -190,14 +189,14 @@ def test_disk_full_mid_sync_is_one_line_and_leaves_a_sound_resumable_db(
     for command in ("sync", "run"):
         with monkeypatch.context() as m:
             _small_page_limit(m, spare_pages=40)
-            res = CliRunner().invoke(cli, ["--config", str(cfg), command])
+            res = triage(cfg, command, now=None)
         assert res.exit_code == 1, res.output
         assert res.stderr.strip().splitlines() == ["Error: database error: database or disk "
                                                     "is full"], res.stderr
         assert_sound(db_path)
         stored = len(snapshot(db_path)["locations"])
         assert 0 < stored < count  # some batches committed, the one that failed did not
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "sync"])
+    res = triage(cfg, "sync", now=None)
     assert res.exit_code == 0, res.output
     assert snapshot(db_path) == snap
 

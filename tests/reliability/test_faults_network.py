@@ -12,10 +12,18 @@ from __future__ import annotations
 import functools
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from click.testing import CliRunner
-from faultproxy import (
+
+from mailtriage import sync as sync_mod
+from mailtriage.config import load_config
+from mailtriage.imap import AuthError, SyncError
+from mailtriage.store import open_db
+
+from support.cli import triage
+from support.dovecot import Account, Dovecot
+from support.faultproxy import (
     PASSWORD_VAR,
     Cut,
     FaultProxy,
@@ -28,14 +36,7 @@ from faultproxy import (
     snapshot,
     via,
 )
-
-from mailtriage import sync as sync_mod
-from mailtriage.cli import cli
-from mailtriage.config import load_config
-from mailtriage.imap import AuthError, SyncError
-from mailtriage.store import open_db
-
-from mailfactory import NOW, write_config
+from support.mailfactory import NOW, write_config
 
 BATCH = 10
 MID_FETCH_CUTS = 12  # byte offsets inside FETCH responses of an initial sync
@@ -120,7 +121,9 @@ def test_cut_mid_fetch_then_resume_equals_a_clean_sync(tmp_path, clean, proxy):
         assert snapshot(db_path) == reference, f"cut at byte {point}"
 
 
-def test_cut_with_retries_heals_within_one_sync(tmp_path, clean, proxy):
+def test_cut_with_retries_heals_within_one_sync(
+    tmp_path: Path, clean: tuple[Account, int, dict[str, Any], bytes], proxy: FaultProxy
+) -> None:
     account, _count, reference, transcript = clean
     starts = fetch_offsets(transcript)
     for n, point in enumerate((starts[3] + 50, starts[len(starts) // 2] + 300, starts[-2] + 20)):
@@ -153,8 +156,10 @@ def test_cut_elsewhere_in_the_session_is_a_clean_one_line_failure(tmp_path, clea
         assert snapshot(load_config(cfg).db_path) == reference
 
 
-def test_stalled_server_times_out_in_one_line_then_recovers(tmp_path, corpus_account, proxy,
-                                                            monkeypatch):
+def test_stalled_server_times_out_in_one_line_then_recovers(
+    tmp_path: Path, corpus_account: tuple[Account, int], proxy: FaultProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from mailtriage.cli import sync as cmd_sync
 
     account, count = corpus_account
@@ -166,7 +171,7 @@ def test_stalled_server_times_out_in_one_line_then_recovers(tmp_path, corpus_acc
     proxy.schedule(Stall(after=3000))  # first connection: mid-FETCH; then at the greeting
     proxy.default = Stall(after=0)
     started = time.monotonic()
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "sync"])
+    res = triage(cfg, "sync", now=None)
     elapsed = time.monotonic() - started
     assert res.exit_code == 1, res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
@@ -178,15 +183,17 @@ def test_stalled_server_times_out_in_one_line_then_recovers(tmp_path, corpus_acc
     assert all(c.faulted for c in proxy.connections)
 
     proxy.reset(Pass())
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "sync"])
+    res = triage(cfg, "sync", now=None)
     assert res.exit_code == 0, res.output
     db = open_db(load_config(cfg).db_path)
     assert db["locations"].count == count
     assert_sound(load_config(cfg).db_path)
 
 
-def test_transient_failures_are_retried_with_growing_backoff(tmp_path, corpus_account, proxy,
-                                                             monkeypatch):
+def test_transient_failures_are_retried_with_growing_backoff(
+    tmp_path: Path, corpus_account: tuple[Account, int], proxy: FaultProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     account, count = corpus_account
     monkeypatch.setenv(PASSWORD_VAR, account.password)
     cfg = write_config(tmp_path, via(proxy, account), imap={"batch_size": BATCH})
@@ -208,7 +215,10 @@ def test_transient_failures_are_retried_with_growing_backoff(tmp_path, corpus_ac
     assert max(sleeps) <= 30.0
 
 
-def test_wrong_password_is_not_retried(tmp_path, corpus_account, proxy, monkeypatch, dovecot):
+def test_wrong_password_is_not_retried(
+    tmp_path: Path, corpus_account: tuple[Account, int], proxy: FaultProxy,
+    monkeypatch: pytest.MonkeyPatch, dovecot: Dovecot,
+) -> None:
     account, _count = corpus_account
     monkeypatch.setenv(PASSWORD_VAR, "not-the-password")
     cfg = write_config(tmp_path, via(proxy, account))
@@ -222,7 +232,7 @@ def test_wrong_password_is_not_retried(tmp_path, corpus_account, proxy, monkeypa
 
     # the same through the CLI: exit 1, one line, no retry
     proxy.reset()
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "sync"])
+    res = triage(cfg, "sync", now=None)
     assert res.exit_code == 1 and proxy.accepted == 1
     assert "login failed" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 

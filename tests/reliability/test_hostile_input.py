@@ -18,20 +18,19 @@ import json
 import threading
 
 import pytest
-from click.testing import CliRunner
-from faultproxy import PASSWORD_VAR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imapclient.exceptions import IMAPClientError
 
 from mailtriage import compose as reply_mod
-from mailtriage.cli import cli
 from mailtriage.config import load_config
 from mailtriage.render import TemplateProblem
 from mailtriage.store import open_db
 from mailtriage.sync import sync
 
-from mailfactory import NOW, mail, write_config
+from support.cli import triage
+from support.faultproxy import PASSWORD_VAR
+from support.mailfactory import NOW, mail, write_config
 
 PASSWORD = "hostile-pass-1"
 EXAMPLES = 40
@@ -40,7 +39,7 @@ _users = itertools.count(1)
 # -- building broken messages ---------------------------------------------------------------
 
 junk_text = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 junk_bytes = st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
 
 
@@ -200,8 +199,7 @@ def test_broken_mail_is_recorded_and_threaded_never_crashes(dovecot, tmp_path_fa
         assert before == after
     finally:
         db.conn.close()
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(),
-                                   "threads", "--json"])
+    res = triage(cfg, "threads", "--json")
     assert res.exit_code == 0, res.output
     json.loads(res.stdout)
 
@@ -227,7 +225,7 @@ def evil_env(tmp_path, mailbox, monkeypatch):
     mailbox.append("INBOX", raw, internaldate=NOW - dt.timedelta(days=2))
     cfg = write_config(tmp_path, mailbox, report={"to": ["lead@example.com"]},
                        agent={"name": "Support", "address": "support@example.com"})
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "sync"])
+    res = triage(cfg, "sync", now=None)
     assert res.exit_code == 0, res.output
     config = load_config(cfg)
     db = open_db(config.db_path)
@@ -241,16 +239,15 @@ BAD_CHARS = ("\x1b", "\r", "\x07", "\x9b")
 
 def test_escape_sequences_and_html_are_harmless_in_text_and_json(evil_env):
     cfg, _config, _db, tid = evil_env
-    base = ["--config", str(cfg), "--now", NOW.isoformat()]
     for args in (["threads"], ["show", str(tid)], ["explain", str(tid)], ["overdue"]):
-        res = CliRunner().invoke(cli, [*base, *args])
+        res = triage(cfg, *args)
         assert res.exit_code in (0, 3), (args, res.output)
         for bad in BAD_CHARS:
             assert bad not in res.output, (args, bad, res.output)
         assert "Bcc: victim" not in res.output.splitlines()[0:1]  # no faked extra line start
         assert not any(line.startswith(("Bcc:", "X-Injected")) for line in
                        res.output.splitlines()), args
-        res = CliRunner().invoke(cli, [*base, *args, "--json"])
+        res = triage(cfg, *args, "--json")
         assert res.exit_code in (0, 3), (args, res.output)
         for bad in BAD_CHARS:
             assert bad not in res.stdout, (args, "json", bad)
@@ -312,8 +309,7 @@ def test_templates_cannot_escape_the_sandbox(evil_env, name):
     assert message.startswith("evil.j2:") and "\n" not in message
     assert "root:" not in message and "__globals__" not in message.split(":", 1)[1] \
         or "not allowed" in message
-    res = CliRunner().invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(),
-                                   "reply", str(tid), "evil"])
+    res = triage(cfg, "reply", str(tid), "evil")
     assert res.exit_code == 1
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "evil.j2" in lines[0], res.stderr

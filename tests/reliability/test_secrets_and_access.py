@@ -11,17 +11,16 @@ import traceback
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from faultproxy import PASSWORD_VAR, FaultProxy
 
-from mailtriage.cli import cli
 from mailtriage.config import load_config
 from mailtriage.imap import IMAPSession
 from mailtriage.lock import lock_path
 from mailtriage.store import open_db
 from mailtriage.sync import sync
 
-from mailfactory import NOW, mail, write_config
+from support.cli import triage
+from support.faultproxy import PASSWORD_VAR, FaultProxy
+from support.mailfactory import NOW, mail, write_config
 
 SECRET = "Pa55-Sekret-7781"
 
@@ -33,10 +32,6 @@ def account(dovecot):
     acc.append("Sent", mail(msgid="s2@example.com", subject="Re: Login broken",
                             frm="support@example.com", in_reply_to="s1@c.test"))
     return acc
-
-
-def triage(cfg: Path, *args: str):
-    return CliRunner().invoke(cli, ["--config", str(cfg), "--now", NOW.isoformat(), *args])
 
 
 def mode(path: Path) -> int:

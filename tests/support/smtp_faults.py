@@ -1,6 +1,6 @@
 """A tiny, real SMTP server that misbehaves on purpose, for tests.
 
-Why it exists: aiosmtpd (used by ``servers.SMTPServer``) always answers after ``DATA``. Some
+Why it exists: aiosmtpd (used by ``support.smtp.SMTPServer``) always answers after ``DATA``. Some
 tests need a server that reads and keeps the whole message but never says so -- it drops the
 connection instead of sending the final ``250``, or answers only after the client has given
 up -- so the client cannot know whether the message was delivered. aiosmtpd cannot be made to
@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
-HOST = "127.0.0.1"
+from support.net import LOCALHOST, listen_ephemeral, port_of
+
+HOST = LOCALHOST
 MODES = ("ok", "close_after_data", "slow_reply")
 SOCKET_TIMEOUT = 30.0  # no read or write on a connection blocks longer than this
 ACCEPT_POLL = 0.05  # how often the accept loop checks for stop()
@@ -98,16 +100,9 @@ class FaultySMTP:
         self._threads: list[threading.Thread] = []
         self._name = f"FaultySMTP-{next(_server_ids)}"
 
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            self._listener.bind((HOST, 0))
-            self._listener.listen(16)
-            self._listener.settimeout(ACCEPT_POLL)
-        except OSError:
-            self._listener.close()
-            raise
+        self._listener = listen_ephemeral(HOST, backlog=16, timeout=ACCEPT_POLL)
         self.host: str = HOST
-        self.port: int = self._listener.getsockname()[1]
+        self.port: int = port_of(self._listener)
         self._acceptor = threading.Thread(
             target=self._accept_loop, name=f"{self._name}-accept", daemon=True
         )

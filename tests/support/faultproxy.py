@@ -28,7 +28,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from mailfactory import NOW, mail
+from support.mailfactory import NOW, mail
+from support.net import listen_ephemeral, port_of
 
 CHUNK = 16384
 
@@ -197,12 +198,9 @@ class FaultProxy:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Self:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.listen_host, 0))
-        listener.listen(32)
+        listener = listen_ephemeral(self.listen_host, backlog=32, reuse_addr=True)
         self._listener = listener
-        self.port = listener.getsockname()[1]
+        self.port = port_of(listener)
         self._spawn(self._accept_loop)
         return self
 

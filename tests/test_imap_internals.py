@@ -1,0 +1,36 @@
+"""The private parts of imapclient and imaplib that imap.py relies on, checked by name and
+signature: imapclient has no API for SELECT parameters (QRESYNC) or for raw FETCH data, so
+imap.py calls these directly, and a release that renamed one must fail here, not in a sync.
+The tests against the real Dovecot exercise them too (test_sync_imap, test_fetchparse)."""
+
+from __future__ import annotations
+
+import imaplib
+import inspect
+
+import pytest
+from imapclient import IMAPClient
+
+USED = [
+    (IMAPClient, "_normalise_folder", ["self", "folder_name"]),
+    (IMAPClient, "_process_select_response", ["self", "resp"]),
+    (IMAPClient, "_checkok", ["self", "command", "typ", "data"]),
+    (imaplib.IMAP4, "_simple_command", ["self", "name", "args"]),
+    (imaplib.IMAP4, "_command", ["self", "name", "args"]),
+    (imaplib.IMAP4, "_command_complete", ["self", "name", "tag"]),
+    (imaplib.IMAP4, "_untagged_response", ["self", "typ", "dat", "name"]),
+]
+
+
+@pytest.mark.parametrize(("owner", "name", "params"), USED, ids=[u[1] for u in USED])
+def test_the_private_calls_imap_py_makes_still_exist(owner, name, params):
+    method = getattr(owner, name, None)
+    assert callable(method), f"{owner.__name__}.{name} is gone"
+    assert list(inspect.signature(method).parameters) == params
+
+
+def test_the_imaplib_state_imap_py_sets_is_still_read():
+    """imap.py sets these after its own EXAMINE, as select_folder() does."""
+    source = inspect.getsource(imaplib.IMAP4)
+    for attribute in ("untagged_responses", "is_readonly", "state"):
+        assert f"self.{attribute}" in source
