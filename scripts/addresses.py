@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .errors import AddressError
@@ -66,32 +67,40 @@ def _checked(addr: str) -> str:
         raise AddressError("empty address")
     if len(addr) > MAX_ADDRESS_CHARS:
         raise AddressError("address too long")
-    for ch in addr:
-        if ord(ch) < 0x20 or ch == "\x7f" or (
-                ord(ch) >= 0x80 and unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Zs")):
-            raise AddressError("control or invisible character in the address")
+    if any(_invisible(ch) for ch in addr):
+        raise AddressError("control or invisible character in the address")
     if "=?" in addr:
         raise AddressError("encoded-word in the address")
-    if addr.startswith('"'):
-        m = _QUOTED_LOCAL.match(addr)
-        if not m:
-            raise AddressError("broken quoted local part")
-        local, rest = m.group(0), addr[m.end():]
-        if local[1:-1] and _DOT_ATOM.fullmatch(local[1:-1]):
-            local = local[1:-1]  # "abc"@x is abc@x
-    else:
-        local, at, domain = addr.rpartition("@")
-        if not at:
-            raise AddressError("no @ in the address")
-        if not _DOT_ATOM.fullmatch(local):
-            raise AddressError("invalid local part")
-        rest = "@" + domain
+    local, rest = _local_part(addr)
     if not rest.startswith("@") or len(local) > MAX_LOCAL_CHARS + 2:
         raise AddressError("invalid local part")
     domain = rest[1:].lower()
     if not _domain_ok(domain):
         raise AddressError("invalid domain")
     return f"{local.lower()}@{domain}"
+
+
+def _invisible(ch: str) -> bool:
+    return ord(ch) < 0x20 or ch == "\x7f" or (
+        ord(ch) >= 0x80 and unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Zs"))
+
+
+def _local_part(addr: str) -> tuple[str, str]:
+    """(the local part, canonical: a quoted one unquoted when it need not be; ``@domain``)."""
+    if addr.startswith('"'):
+        m = _QUOTED_LOCAL.match(addr)
+        if not m:
+            raise AddressError("broken quoted local part")
+        local = m.group(0)
+        if local[1:-1] and _DOT_ATOM.fullmatch(local[1:-1]):
+            local = local[1:-1]  # "abc"@x is abc@x
+        return local, addr[m.end():]
+    local, at, domain = addr.rpartition("@")
+    if not at:
+        raise AddressError("no @ in the address")
+    if not _DOT_ATOM.fullmatch(local):
+        raise AddressError("invalid local part")
+    return local, "@" + domain
 
 
 def _domain_ok(domain: str) -> bool:
@@ -153,39 +162,48 @@ def _split(value: str) -> list[tuple[list[Token], str]]:
     elements: list[tuple[list[Token], str]] = []
     current: list[Token] = []
     start = 0
-    depth = 0  # comment nesting
     inside: list[str] | None = None  # the text of an open angle address
-    comment: list[str] = []
-    for m in _TOKEN.finditer(value):
-        kind, tok = m.lastgroup or "text", m.group()
-        if depth:
-            depth += (kind == "lp") - (kind == "rp")
-            if depth:
-                comment.append(tok)
-            else:
-                current.append(("comment", "".join(comment)))
-            continue
-        if kind == "lp":
-            depth, comment = 1, []
+    for kind, tok, at, end in _tokens(value):
+        if kind == "comment":  # a name, or nothing: never part of an address
+            current.append((kind, tok))
+        elif inside is not None and kind == "ra":
+            current.append(("angle", "".join(inside)))
+            inside = None
         elif inside is not None:
-            if kind == "ra":
-                current.append(("angle", "".join(inside)))
-                inside = None
-            else:
-                inside.append(tok)
+            inside.append(tok)
         elif kind == "la":
             inside = []
         elif kind == "sep" and tok == ":":
-            current, start = [], m.end()  # "group name:" is not an address
+            current, start = [], end  # "group name:" is not an address
         elif kind == "sep":
-            elements.append((current, value[start:m.start()]))
-            current, start = [], m.end()
+            elements.append((current, value[start:at]))
+            current, start = [], end
         else:
             current.append((kind, tok))
     if inside is not None:
         current.append(("open-angle", "".join(inside)))
     elements.append((current, value[start:]))
     return elements
+
+
+def _tokens(value: str) -> Iterator[tuple[str, str, int, int]]:
+    """``(kind, text, start, end)`` of each token, a (nested) comment as one token, so the
+    comment's own brackets and commas never count (comments inside an angle address
+    included: RFC 5322 allows them there)."""
+    depth = 0
+    comment: list[str] = []
+    for m in _TOKEN.finditer(value):
+        kind, tok = m.lastgroup or "text", m.group()
+        if not depth and kind != "lp":
+            yield kind, tok, m.start(), m.end()
+            continue
+        depth += (kind == "lp") - (kind == "rp")
+        if depth == 1 and kind == "lp":
+            comment = []
+        elif depth:
+            comment.append(tok)
+        else:
+            yield "comment", "".join(comment), m.start(), m.end()
 
 
 def _mailbox(tokens: list[Token], raw: str) -> Mailbox | None:

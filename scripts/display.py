@@ -80,11 +80,29 @@ def overdue_table(items: Sequence[dict[str, Any]], now: dt.datetime,
 
 
 def thread_text(t: dict[str, Any], now: dt.datetime) -> str:
+    """``triage show`` for a person: the thread, what needs one, each message, what we sent,
+    and the history."""
+    lines = _thread_head(t, now) + _needs_a_person(t)
+    for m in t["messages"]:
+        lines += ["", *_message_lines(m)]
+    sent = [o for o in t.get("outbox", []) if o["kind"] == "reply"]
+    if sent:
+        lines += ["", "  sent by mailtriage:"]
+        lines += [f"    {short_time(o['created_at'])}  {o['template']} to "
+                  f"{one_line(o['to_addr'])}  {o['state']}"
+                  + (f" (copy: {o['sent_copy']})" if o["sent_copy"] else "") for o in sent]
+    if t["history"]:
+        lines += ["", "  history:"]
+        lines += [f"    {short_time(h['at'])}  {_change(h)}  ({h['cause']})" for h in t["history"]]
+    return "\n".join(lines)
+
+
+def _thread_head(t: dict[str, Any], now: dt.datetime) -> list[str]:
+    until = f" until {t['snoozed_until']}" if t.get("snoozed_until") else ""
+    priority = f", priority {t['priority']}" if t.get("priority") else ""
     lines = [
         f"Thread {t['id']}: {one_line(t['subject'])}",
-        f"  state: {t['state']}" + (f" until {t['snoozed_until']}" if t.get("snoozed_until")
-                                     else "")
-        + (f", priority {t['priority']}" if t.get("priority") else ""),
+        f"  state: {t['state']}{until}{priority}",
         f"  customer: {one_line(t['customer_name'] or '')} <{one_line(t['customer'])}>",
         f"  tags: {' '.join(t['tags']) or '-'}",
     ]
@@ -93,47 +111,42 @@ def thread_text(t: dict[str, Any], now: dt.datetime) -> str:
                      f"({age(t['waiting_since'], now)})")
     if t.get("auto_signals"):
         lines.append(f"  automated signals: {', '.join(t['auto_signals'])}")
-    for o in t.get("outbox", []):
-        if o["kind"] == "reply" and o["state"] != "sent" and not o["resolved_at"]:
-            lines.append(f"  NEEDS A PERSON: reply {o['id']} ({o['template']}) {o['state']}: "
-                         f"{one_line(o['error'] or '')}")
-    for b in t.get("bounces", []):
-        lines.append(f"  BOUNCED: {one_line(b['recipient'] or 'a recipient')} "
-                     f"{one_line(b['status'])} {one_line(b['diagnostic'], 100)} "
-                     f"({short_time(b['at'])})")
+    return lines
+
+
+def _needs_a_person(t: dict[str, Any]) -> list[str]:
+    """Replies not known to have arrived, bounces, and drafts someone is writing."""
+    lines = [f"  NEEDS A PERSON: reply {o['id']} ({o['template']}) {o['state']}: "
+             f"{one_line(o['error'] or '')}" for o in t.get("outbox", [])
+             if o["kind"] == "reply" and o["state"] != "sent" and not o["resolved_at"]]
+    lines += [f"  BOUNCED: {one_line(b['recipient'] or 'a recipient')} {one_line(b['status'])} "
+              f"{one_line(b['diagnostic'], 100)} ({short_time(b['at'])})"
+              for b in t.get("bounces", [])]
     for d in t.get("drafts", []):
         who = "our reply --draft" if d["ours"] else one_line(d["from_name"] or d["from"])
         lines.append(f"  draft by {who} in {', '.join(one_line(f) for f in d['folders'])}: "
                      f"{one_line(d['subject'], 60)}")
-    for m in t["messages"]:
-        lines.append("")
-        who = (f"{one_line(m['from_name'])} <{one_line(m['from'])}>" if m["from_name"]
-               else one_line(m["from"]))
-        lines.append(f"  [{short_time(m['arrived_at'])}] {who}")
-        lines.append(f"    subject: {one_line(m['subject'])}")
-        lines.append(f"    folders: {', '.join(one_line(f) for f in m['folders']) or '-'}"
-                     f"  flags: {' '.join(m['flags']) or '-'}")
-        if m["auto_signals"]:
-            lines.append(f"    automated: {', '.join(m['auto_signals'])}")
-        if m["rules"]:
-            lines.append(f"    rules: {', '.join(m['rules'])}")
-        if m["parse_error"]:
-            lines.append(f"    parse error: {one_line(m['parse_error'])}")
-        if m["snippet"]:
-            lines.append(f"    {one_line(m['snippet'], 160)}")
-    sent = [o for o in t.get("outbox", []) if o["kind"] == "reply"]
-    if sent:
-        lines.append("")
-        lines.append("  sent by mailtriage:")
-        for o in sent:
-            lines.append(f"    {short_time(o['created_at'])}  {o['template']} to "
-                         f"{one_line(o['to_addr'])}  {o['state']}"
-                         + (f" (copy: {o['sent_copy']})" if o["sent_copy"] else ""))
-    if t["history"]:
-        lines.append("")
-        lines.append("  history:")
-        for h in t["history"]:
-            change = h["new"] if h["field"] == "tag" else f"{h['field']}: {h['old'] or '-'} -> " \
-                                                         f"{h['new'] or '-'}"
-            lines.append(f"    {short_time(h['at'])}  {change}  ({h['cause']})")
-    return "\n".join(lines)
+    return lines
+
+
+def _message_lines(m: dict[str, Any]) -> list[str]:
+    who = (f"{one_line(m['from_name'])} <{one_line(m['from'])}>" if m["from_name"]
+           else one_line(m["from"]))
+    lines = [f"  [{short_time(m['arrived_at'])}] {who}",
+             f"    subject: {one_line(m['subject'])}",
+             f"    folders: {', '.join(one_line(f) for f in m['folders']) or '-'}"
+             f"  flags: {' '.join(m['flags']) or '-'}"]
+    for label, value in (("automated", ", ".join(m["auto_signals"])),
+                         ("rules", ", ".join(m["rules"])),
+                         ("parse error", one_line(m["parse_error"]))):
+        if value:
+            lines.append(f"    {label}: {value}")
+    if m["snippet"]:
+        lines.append(f"    {one_line(m['snippet'], 160)}")
+    return lines
+
+
+def _change(h: dict[str, Any]) -> str:
+    if h["field"] == "tag":
+        return str(h["new"])
+    return f"{h['field']}: {h['old'] or '-'} -> {h['new'] or '-'}"

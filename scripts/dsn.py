@@ -72,29 +72,8 @@ def _parse(raw: bytes) -> DeliveryReport | None:
     blocks: list[dict[str, str]] = []
     texts: list[str] = []  # decoded text parts: plain-text bounces and unsplit reports
     for part in _leaves(msg, 0):
-        ctype, payload = part.get_content_type(), part.get_payload()
-        cte = str(part.get("content-transfer-encoding", "")).strip().lower()
-        split = isinstance(payload, list) and cte not in ("base64", "quoted-printable")
         try:  # one unreadable part must not hide what the others say
-            if ctype in ("message/rfc822", "message/global"):  # the original: its headers
-                inner = payload[0] if isinstance(payload, list) and payload and split else None
-                values = (inner.get_all("message-id") if isinstance(inner, Message) else None) or []
-                header = "\n".join("Message-ID: " + " ".join(str(v).split()) for v in values)
-                ids += _ids(header) or _ids(_text(part).split("\n\n", 1)[0])
-            elif ctype in ("text/rfc822-headers", "message/global-headers"):
-                ids += _ids(_text(part))
-            elif ctype in _DS_TYPES:
-                texts.append(_text(part))  # read as text too, for a report not split right
-                if ctype == "message/delivery-status" and split:  # the parser split the blocks
-                    # raw values: 8-bit text, surrogate-escaped by the parser, is UTF-8 (RFC 6533)
-                    blocks += [{k.lower(): str(v).encode("utf-8", "surrogateescape").decode(
-                        "utf-8", "replace") for k, v in reversed(list(sub.raw_items()))}
-                        for sub in payload if isinstance(sub, Message)]
-                else:
-                    blocks += _field_blocks(texts[-1])
-            elif part.get_content_maintype() in ("text", "multipart", "message"):
-                own = part.get_all("message-id") if part is not msg else None  # headers quoted
-                texts.append("".join(f"Message-ID: {v}\n" for v in own or []) + _text(part))
+            _read_part(part, part is msg, ids, blocks, texts)
         except Exception:  # skip the part, keep the rest
             continue
     blocks = [b for b in blocks if {"final-recipient", "original-recipient", "action"} & b.keys()]
@@ -111,6 +90,34 @@ def _parse(raw: bytes) -> DeliveryReport | None:
     if not ids or not found:
         return None
     return DeliveryReport(tuple(dict.fromkeys(ids)), tuple(dict.fromkeys(found)))
+
+
+def _read_part(part: Message, is_top: bool, ids: list[str], blocks: list[dict[str, str]],
+               texts: list[str]) -> None:
+    """What one MIME part says: the original's Message-ID, delivery-status field blocks,
+    or text to read later."""
+    ctype, payload = part.get_content_type(), part.get_payload()
+    cte = str(part.get("content-transfer-encoding", "")).strip().lower()
+    split = isinstance(payload, list) and cte not in ("base64", "quoted-printable")
+    if ctype in ("message/rfc822", "message/global"):  # the original: its headers
+        inner = payload[0] if isinstance(payload, list) and payload and split else None
+        values = (inner.get_all("message-id") if isinstance(inner, Message) else None) or []
+        header = "\n".join("Message-ID: " + " ".join(str(v).split()) for v in values)
+        ids += _ids(header) or _ids(_text(part).split("\n\n", 1)[0])
+    elif ctype in ("text/rfc822-headers", "message/global-headers"):
+        ids += _ids(_text(part))
+    elif ctype in _DS_TYPES:
+        texts.append(_text(part))  # read as text too, for a report not split right
+        if ctype == "message/delivery-status" and split:  # the parser split the blocks
+            # raw values: 8-bit text, surrogate-escaped by the parser, is UTF-8 (RFC 6533)
+            blocks += [{k.lower(): str(v).encode("utf-8", "surrogateescape").decode(
+                "utf-8", "replace") for k, v in reversed(list(sub.raw_items()))}
+                for sub in payload if isinstance(sub, Message)]
+        else:
+            blocks += _field_blocks(texts[-1])
+    elif part.get_content_maintype() in ("text", "multipart", "message"):
+        own = part.get_all("message-id") if not is_top else None  # quoted headers
+        texts.append("".join(f"Message-ID: {v}\n" for v in own or []) + _text(part))
 
 
 def _leaves(part: Message, depth: int) -> Iterator[Message]:

@@ -1,7 +1,8 @@
 """A lean parser for the one bulk FETCH response shape sync asks for.
 
 imapclient's general parser tokenises every byte of every literal in Python and
-costs several times what the server needs to send the data (MEASUREMENTS.md).
+costs several times what the server needs to send the data (bench/README.md has the
+figures: the library floor against the wire floor).
 Sync always asks for the same items, so the responses have one simple shape::
 
     * 7 FETCH (UID 42 RFC822.SIZE 5120 FLAGS (\\Seen) INTERNALDATE "01-Nov-2026 10:00:00 +0100"
@@ -93,29 +94,30 @@ def parse(data: list[Any]) -> dict[int, dict[bytes, Any]]:
     for item in data:
         if item is None:
             continue
-        if isinstance(item, tuple):
-            text, literal = item
-        else:
-            text, literal = item, None
+        text, literal = item if isinstance(item, tuple) else (item, None)
         if msg is None:
-            head = _HEAD.match(text)
-            if not head:
-                raise Unparsed(text[:60])
-            msg = {b"SEQ": int(head.group(1))}
-            text = text[head.end():]
+            msg, text = _start(text)
         pending = _scan(text, msg)
         if literal is not None:
             if pending is None:
                 raise Unparsed(b"literal without a name")
             msg[pending] = literal
-        else:  # imaplib ends an item at a literal or at the end of the response line
-            if pending is not None or not text.rstrip().endswith(b")"):
-                raise Unparsed(text[-60:])
-            uid = msg.get(b"UID")
-            if isinstance(uid, int):
-                out[uid] = msg
-            # else: an unsolicited flag update for another message; sync does not need it
-            msg = None
+            continue
+        # imaplib ends an item at a literal or at the end of the response line
+        if pending is not None or not text.rstrip().endswith(b")"):
+            raise Unparsed(text[-60:])
+        uid = msg.get(b"UID")
+        if isinstance(uid, int):  # else an unsolicited flag update: sync does not need it
+            out[uid] = msg
+        msg = None
     if msg is not None:
         raise Unparsed(b"unterminated FETCH response")
     return out
+
+
+def _start(text: bytes) -> tuple[dict[bytes, Any], bytes]:
+    """``* 7 FETCH (``: a new message's items, and the text after the opening bracket."""
+    head = _HEAD.match(text)
+    if not head:
+        raise Unparsed(text[:60])
+    return {b"SEQ": int(head.group(1))}, text[head.end():]

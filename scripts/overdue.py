@@ -75,7 +75,8 @@ def overdue(
     holding_templates: Collection[str] = (),
     include_not_due: bool = False,
 ) -> list[dict[str, Any]]:
-    """Overdue and follow-up threads, oldest wait first (``include_not_due``: all open)."""
+    """Overdue and follow-up threads and those waiting for a person, oldest wait first
+    (``include_not_due``: every open thread with its due time, as the tests check it)."""
     clock = Clock(config.sla.business_hours)
     at = iso(now)
     columns = ("t.id, t.subject, t.customer, t.customer_name, t.waiting_since, t.last_team_at, "

@@ -51,6 +51,42 @@ class BatchParser:
             self.pool = None
 
 
+class _Fetcher:
+    """Fetches the batches in order on a thread of its own, two ahead at most."""
+
+    def __init__(self, session: Source, batches: Sequence[Sequence[int]]):
+        self.handoff: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._work, args=(session, batches),
+                                       name="mailtriage-fetch", daemon=True)
+        self.thread.start()
+
+    def _work(self, session: Source, batches: Sequence[Sequence[int]]) -> None:
+        try:
+            for batch in batches:
+                if self.stop.is_set():
+                    return
+                self.handoff.put((batch, session.fetch(batch)))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self.handoff.put(exc)
+        else:
+            self.handoff.put(None)
+
+    def items(self) -> Iterator[tuple[Sequence[int], list[Fetched]] | BaseException]:
+        """Each fetched batch, in order; a failure comes last, as a value."""
+        while (item := self.handoff.get()) is not None:
+            yield item
+            if isinstance(item, BaseException):
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        while self.thread.is_alive():  # unblock a put() so the thread can end
+            with contextlib.suppress(queue.Empty):
+                self.handoff.get(timeout=0.1)
+        self.thread.join()
+
+
 def prefetch(session: Source, batches: Sequence[Sequence[int]]
              ) -> Iterator[tuple[Sequence[int], Parsed]]:
     """Fetch batch n+2 on a thread and parse n+1 in a process while batch n is stored.
@@ -63,47 +99,27 @@ def prefetch(session: Source, batches: Sequence[Sequence[int]]
             yield batch, parse_batch(session.fetch(batch))
         return
     parser = BatchParser()
-    handoff: queue.Queue[Any] = queue.Queue(maxsize=2)
-    stop = threading.Event()
-
-    def work() -> None:
-        try:
-            for batch in batches:
-                if stop.is_set():
-                    return
-                handoff.put((batch, session.fetch(batch)))
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            handoff.put(exc)
-        else:
-            handoff.put(None)
-
-    worker = threading.Thread(target=work, name="mailtriage-fetch", daemon=True)
-    worker.start()
-    waiting: collections.deque[tuple[Sequence[int], Callable[[], Parsed]]] = \
+    fetcher = _Fetcher(session, batches)
+    pending: collections.deque[tuple[Sequence[int], Callable[[], Parsed]]] = \
         collections.deque()
+    failure: BaseException | None = None
     try:
-        while True:
-            item = handoff.get()
+        for item in fetcher.items():
             if isinstance(item, BaseException):
-                while waiting:  # what was fetched before the failure is still stored
-                    batch, result = waiting.popleft()
-                    yield batch, result()
-                raise item
-            if item is not None:
-                waiting.append((item[0], parser.submit(item[1])))
-            while waiting and (len(waiting) > 1 or item is None):
-                batch, result = waiting.popleft()
+                failure = item
+                break
+            pending.append((item[0], parser.submit(item[1])))
+            if len(pending) > 1:
+                batch, result = pending.popleft()
                 yield batch, result()
-            if item is None:
-                return
+        while pending:  # the last one, or what was fetched before a failure
+            batch, result = pending.popleft()
+            yield batch, result()
+        if failure is not None:
+            raise failure
     finally:
-        stop.set()
-        while worker.is_alive():  # unblock a put() so the thread can end
-            with contextlib.suppress(queue.Empty):
-                handoff.get(timeout=0.1)
-        worker.join()
+        fetcher.close()
         parser.close()
-
 
 
 def parse_batch(fetched: Iterable[Fetched]) -> Parsed:

@@ -186,9 +186,12 @@ def auto_acknowledge(db: sqlite_utils.Database, config: Config, now: dt.datetime
         if reply.to_addr not in {r.to_addr for r in replies} \
                 and not _acked_recently(db, reply.to_addr, since):
             replies.append(reply)
-    if not replies:
-        return
-    for done in sending.send_replies(db, config, replies, now, look=False):
+    if replies:
+        _count_acks(sending.send_replies(db, config, replies, now, look=False), result)
+
+
+def _count_acks(results: list[sending.Result], result: RunResult) -> None:
+    for done in results:
         if done.sent:
             result.acked.append(done.thread_id)
             if done.outcome and done.outcome.warning:

@@ -18,9 +18,9 @@ from typing import Any
 import sqlite_utils
 
 from . import collisions, outbox, render
-from .compose import Reply
+from .compose import Reply, render_reply
 from .config import Config
-from .errors import NotSent, SyncError
+from .errors import ReplyError, SyncError
 from .overdue import overdue
 from .senders import AUTO, classify_row
 from .smtp import Mailer
@@ -92,6 +92,50 @@ def bulk_targets(db: sqlite_utils.Database, config: Config, template_name: str,
             if tid not in automated and tid not in done and tid not in risky]
 
 
+def compose_each(db: sqlite_utils.Database, config: Config, thread_ids: Sequence[int],
+                 template: str, now: dt.datetime, *, cc: bool = True,
+                 ) -> tuple[list[Reply], list[tuple[int, str]]]:
+    """A reply from ``template`` for each thread, composed before anything is sent (a broken
+    template raises before the first mail); the threads that cannot be answered, and why."""
+    replies: list[Reply] = []
+    cannot: list[tuple[int, str]] = []
+    for tid in thread_ids:
+        try:
+            replies.append(render_reply(db, config, tid, template, now, cc=cc))
+        except ReplyError as exc:  # this thread only: the others are still answered
+            cannot.append((tid, str(exc)))
+    return replies, cannot
+
+
+def _changes(db: sqlite_utils.Database, config: Config, ids: list[int], now: dt.datetime,
+             look: bool, force: bool, sync: Callable[..., Any] | None,
+             ) -> dict[int, list[collisions.Change]]:
+    """What is new in each thread since it was looked at (``look``: sync first), and the
+    teammates' drafts; a failed sync stops the send unless ``force``."""
+    if not look:
+        return collisions.teammate_drafts(db, ids)
+    if sync is None:
+        from .sync import sync as sync_fn  # sync is heavy; most callers pass it
+        sync = sync_fn
+    try:
+        return collisions.look_before_sending(db, config, ids, now, sync)
+    except SyncError as exc:
+        if not force:
+            raise SyncError(f"cannot check the mailbox before sending (--force sends "
+                            f"anyway): {exc}") from None
+        log.warning("sending without checking the mailbox first: %s", exc)
+        return collisions.teammate_drafts(db, ids)
+
+
+def _why_not(db: sqlite_utils.Database, result: Result) -> str | None:
+    if outbox.blocking(db, result.thread_id):
+        return ("an earlier reply's delivery is unknown: check it, then "
+                "`triage outbox resolve` or --force")
+    if result.changes:
+        return "someone else is on it: " + "; ".join(c.describe() for c in result.changes)
+    return None
+
+
 def send_replies(db: sqlite_utils.Database, config: Config, replies: Sequence[Reply],
                  now: dt.datetime, *, force: bool = False, look: bool = True,
                  sync: Callable[..., Any] | None = None,
@@ -104,31 +148,10 @@ def send_replies(db: sqlite_utils.Database, config: Config, replies: Sequence[Re
     """
     outbox.settle_interrupted(db, now)
     results = [Result(r.thread_id, r) for r in replies]
-    ids = [r.thread_id for r in replies]
-    if look:
-        if sync is None:
-            from .sync import sync as sync_fn
-            sync = sync_fn
-        try:
-            changes = collisions.look_before_sending(db, config, ids, now, sync)
-        except SyncError as exc:
-            if not force:
-                raise SyncError(f"cannot check the mailbox before sending (--force sends "
-                                f"anyway): {exc}") from None
-            log.warning("sending without checking the mailbox first: %s", exc)
-            changes = collisions.teammate_drafts(db, ids)
-    else:
-        changes = collisions.teammate_drafts(db, ids)
+    changes = _changes(db, config, [r.thread_id for r in replies], now, look, force, sync)
     for result in results:
         result.changes = changes.get(result.thread_id, [])
-        if force:
-            continue
-        if outbox.blocking(db, result.thread_id):
-            result.skipped = ("an earlier reply's delivery is unknown: check it, then "
-                              "`triage outbox resolve` or --force")
-        elif result.changes:
-            result.skipped = "someone else is on it: " + "; ".join(
-                c.describe() for c in result.changes)
+        result.skipped = None if force else _why_not(db, result)
     with Mailer(config.smtp) as mailer:
         for result in results:
             if result.skipped:
@@ -141,9 +164,3 @@ def send_replies(db: sqlite_utils.Database, config: Config, replies: Sequence[Re
                         rest.skipped = f"not attempted: {result.outcome.error}"
                 break
     return results
-
-
-def check_smtp(config: Config) -> None:
-    """Refuse before composing anything when there is no server to send with."""
-    if config.smtp is None:
-        raise NotSent("no smtp: section in the config", permanent=True, connection=True)

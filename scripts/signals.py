@@ -27,31 +27,30 @@ _COMMENT_RE = re.compile(r"\([^()]*\)")
 _TOKEN_JUNK_RE = re.compile(r"[^a-z0-9._-]")
 
 
+def _auto_submitted(value: str) -> str | None:
+    """RFC 3834's keyword, ``no`` and junk left out: ``keyword [CFWS] *(";" param)``."""
+    word = _COMMENT_RE.sub(" ", from_8bit(value)).split(";", 1)[0].strip().lower()
+    word = _TOKEN_JUNK_RE.sub("", word.split()[0] if word else "")[:40]
+    return f"auto-submitted:{word}" if word and word != "no" else None
+
+
+def _precedence(value: str) -> str | None:
+    word = fold(value).lower()
+    return f"precedence:{word}" if word in _PRECEDENCE_AUTO else None
+
+
 def automated_signals(first: dict[str, str], from_addr: str | None, is_report: bool,
-             subject: str) -> list[str]:
-    sig: list[str] = []
-    auto = first.get("auto-submitted")
-    if auto is not None:
-        # keyword [CFWS] *(";" param): drop comments, keep the first token
-        value = _COMMENT_RE.sub(" ", from_8bit(auto)).split(";", 1)[0].strip().lower()
-        value = _TOKEN_JUNK_RE.sub("", value.split()[0] if value else "")[:40]
-        if value and value != "no":
-            sig.append(f"auto-submitted:{value}")
-    prec = first.get("precedence")
-    if prec is not None:
-        value = fold(prec).lower()
-        if value in _PRECEDENCE_AUTO:
-            sig.append(f"precedence:{value}")
-    for name, signal in _PRESENCE_SIGNALS:
-        if name in first:
-            sig.append(signal)
-    rp = first.get("return-path")
-    if rp is not None and "".join(rp.split()) == "<>":
+                      subject: str) -> list[str]:
+    """Every sign that a machine sent it (README, "What the tool decides": automated)."""
+    sig = [found for name, read in (("auto-submitted", _auto_submitted),
+                                    ("precedence", _precedence))
+           if name in first and (found := read(first[name]))]
+    sig += [signal for name, signal in _PRESENCE_SIGNALS if name in first]
+    if "".join(first.get("return-path", "x").split()) == "<>":
         sig.append("return-path:<>")
-    if from_addr:
-        local = from_addr.rsplit("@", 1)[0] if "@" in from_addr else from_addr
-        if local in ("mailer-daemon", "postmaster"):
-            sig.append(local)
+    local = (from_addr or "").rsplit("@", 1)[0]
+    if local in ("mailer-daemon", "postmaster"):
+        sig.append(local)
     if is_report:
         sig.append("report")
     if is_auto_reply_subject(subject):

@@ -160,18 +160,7 @@ class Mailer:
         try:
             if code != 250:
                 raise smtplib.SMTPSenderRefused(code, resp, sender)
-            refused: Refused = {}
-            worst = 0
-            for rcpt in recipients:
-                code, resp = client.rcpt(rcpt)
-                if code not in (250, 251):
-                    refused[rcpt] = _answer(code, resp)
-                    worst = max(worst, code)
-            if len(refused) == len(recipients):
-                self._reset()
-                raise NotSent(f"{self.where}: recipient refused: "
-                              + "; ".join(f"{r}: {a}" for r, a in refused.items()),
-                              permanent=worst >= 500)
+            refused = self._recipients(client, recipients)
             code, resp = client.docmd("DATA")
             if code != 354:
                 raise smtplib.SMTPDataError(code, resp)
@@ -183,6 +172,27 @@ class Mailer:
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             raise NotSent(f"{self.where}: {_describe(exc)}") from None
+        self._final_answer(client)
+        return refused
+
+    def _recipients(self, client: smtplib.SMTP, recipients: Sequence[str]) -> Refused:
+        """RCPT TO each; NotSent when the server refused them all."""
+        refused: Refused = {}
+        worst = 0
+        for rcpt in recipients:
+            code, resp = client.rcpt(rcpt)
+            if code not in (250, 251):
+                refused[rcpt] = _answer(code, resp)
+                worst = max(worst, code)
+        if len(refused) == len(recipients):
+            self._reset()
+            raise NotSent(f"{self.where}: recipient refused: "
+                          + "; ".join(f"{r}: {a}" for r, a in refused.items()),
+                          permanent=worst >= 500)
+        return refused
+
+    def _final_answer(self, client: smtplib.SMTP) -> None:
+        """The answer to the whole message: without one, nobody knows whether it arrived."""
         try:
             code, resp = client.getreply()
         except (smtplib.SMTPException, OSError) as exc:
@@ -193,7 +203,6 @@ class Mailer:
             self._reset()
             raise NotSent(f"{self.where}: server said {_answer(code, resp)}",
                           permanent=code >= 500)
-        return refused
 
     def _reset(self) -> None:
         """After a refused transaction the connection is still good: start over on it."""

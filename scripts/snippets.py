@@ -167,6 +167,7 @@ def _part_text(data: bytes, charset: str | None, subtype: str) -> str:
 
 
 def body_snippet(hdr: Message, body: bytes, errors: list[str]) -> str:
+    """The snippet of a message whose headers are ``hdr`` and body starts with ``body``."""
     ctype = hdr.get_content_type()
     maintype = ctype.split("/", 1)[0]
     if maintype == "text":
@@ -179,22 +180,20 @@ def body_snippet(hdr: Message, body: bytes, errors: list[str]) -> str:
     if maintype == "multipart" and not hdr.get_boundary():
         errors.append("multipart without boundary")
         return ""
-    parts = leaves(hdr, body)
-    html_parts: list[tuple[Message, bytes]] = []
-    for part, payload in parts:
-        sub = part.get_content_type()
-        if sub not in ("text/plain", "text/html"):
-            continue
-        if str(part.get("content-disposition", "")).strip().lower().startswith("attachment"):
-            continue
-        if sub == "text/html":
-            html_parts.append((part, payload))
-            continue
-        snippet = _text_snippet(_part_text(payload, part.get_content_charset(), "plain"))
-        if snippet:
-            return snippet
-    for part, payload in html_parts:
-        snippet = _text_snippet(_part_text(payload, part.get_content_charset(), "html"))
-        if snippet:
-            return snippet
+    return _first_text(leaves(hdr, body))
+
+
+def _first_text(parts: list[tuple[Message, bytes]]) -> str:
+    """The first plain-text part that says something, else the first HTML one."""
+    inline = [(part, payload) for part, payload in parts
+              if part.get_content_type() in ("text/plain", "text/html")
+              and not str(part.get("content-disposition", "")).strip().lower()
+              .startswith("attachment")]
+    for subtype in ("plain", "html"):
+        for part, payload in inline:
+            if part.get_content_subtype() == subtype:
+                snippet = _text_snippet(_part_text(payload, part.get_content_charset(),
+                                                   subtype))
+                if snippet:
+                    return snippet
     return ""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlite_utils
@@ -20,51 +20,61 @@ from .store import chunks, iso, query_in, query_rows
 
 def apply_rules(db: sqlite_utils.Database, config: Config, message_ids: Sequence[int],
                 now: dt.datetime, dry_run: bool = False) -> list[dict[str, Any]]:
-    """Run the rules on these messages and act on their threads; return what fired."""
-    at = iso(now)
+    """Run the rules on these messages and act on their threads; return what fired (with
+    ``dry_run``, what it would change)."""
     if not config.rules:
-        if not dry_run:
-            db.conn.executemany("UPDATE messages SET triaged = 1 WHERE id = ?",
-                                [(m,) for m in message_ids])
-        return []
-    folders: dict[int, list[str]] = defaultdict(list)
-    for r in query_in(db, "SELECT message, folder FROM locations WHERE message IN ({in})",
-                      message_ids):
-        folders[r["message"]].append(r["folder"])
-    hits = []
-    rows = list(query_in(db, "SELECT * FROM messages WHERE id IN ({in}) ORDER BY id",
-                         message_ids))
-    if dry_run:  # what the threads look like now, read once for the whole chunk
-        thread_ids = {r["thread_id"] for r in rows}
-        tags: dict[int, set[str]] = defaultdict(set)
-        for tid, tag in query_rows(db, "SELECT thread_id, tag FROM tags "
-                                       "WHERE thread_id IN ({in})", thread_ids):
-            tags[tid].add(tag)
-        states = {tid: (state, priority) for tid, state, priority in query_rows(
-            db, "SELECT thread_id, state, priority FROM thread_state WHERE thread_id IN ({in})",
-            thread_ids)}
-    for row in rows:
-        view = MessageView(row, folders.get(row["id"], []))
-        for rule in matching_rules(config.rules, view):
-            tid = row["thread_id"]
-            hit = {"rule": rule.name, "message": row["id"], "thread_id": tid,
-                   "changes": []}
-            if not dry_run:
-                cause = f"rule:{rule.name}"
-                db.execute("INSERT OR IGNORE INTO rule_hits (message, rule, at) VALUES (?, ?, ?)",
-                           [row["id"], rule.name, at])
-                hit["changes"] = change_tags(db, tid, rule.add_tags, rule.remove_tags, at, cause)
-                if rule.priority and set_priority(db, tid, rule.priority, at, cause):
-                    hit["changes"].append(f"priority={rule.priority}")
-                if rule.close and set_state(db, tid, State.CLOSED, at, cause):
-                    hit["changes"].append("state=closed")
-            else:
-                hit["changes"] = _would_change(tags[tid], states.get(tid), rule)
-            hits.append(hit)
-    if not dry_run:
+        rows: list[dict[str, Any]] = [{"id": m} for m in message_ids]
+    else:
+        rows = list(query_in(db, "SELECT * FROM messages WHERE id IN ({in}) ORDER BY id",
+                             message_ids))
+    fired = _fired(db, config.rules, rows) if config.rules else []
+    if dry_run:
+        looks = _threads_now(db, {tid for _r, _m, tid in fired})
+        changes = [_would_change(*looks(tid), rule) for rule, _m, tid in fired]
+    else:
+        changes = [_act(db, rule, message, tid, iso(now)) for rule, message, tid in fired]
         db.conn.executemany("UPDATE messages SET triaged = 1 WHERE id = ?",
                             [(r["id"],) for r in rows])
-    return hits
+    return [{"rule": rule.name, "message": message, "thread_id": tid, "changes": change}
+            for (rule, message, tid), change in zip(fired, changes, strict=True)]
+
+
+def _fired(db: sqlite_utils.Database, rules: Sequence[Rule],
+           rows: list[dict[str, Any]]) -> list[tuple[Rule, int, int]]:
+    """``(rule, message, thread)`` for every rule that matches one of these messages."""
+    folders: dict[int, list[str]] = defaultdict(list)
+    for r in query_in(db, "SELECT message, folder FROM locations WHERE message IN ({in})",
+                      [row["id"] for row in rows]):
+        folders[r["message"]].append(r["folder"])
+    return [(rule, row["id"], row["thread_id"])
+            for row in rows
+            for rule in matching_rules(rules, MessageView(row, folders.get(row["id"], [])))]
+
+
+def _act(db: sqlite_utils.Database, rule: Rule, message: int, tid: int, at: str) -> list[str]:
+    """One rule's actions on one thread, with history; the changes made."""
+    cause = f"rule:{rule.name}"
+    db.execute("INSERT OR IGNORE INTO rule_hits (message, rule, at) VALUES (?, ?, ?)",
+               [message, rule.name, at])
+    changes = change_tags(db, tid, rule.add_tags, rule.remove_tags, at, cause)
+    if rule.priority and set_priority(db, tid, rule.priority, at, cause):
+        changes.append(f"priority={rule.priority}")
+    if rule.close and set_state(db, tid, State.CLOSED, at, cause):
+        changes.append("state=closed")
+    return changes
+
+
+def _threads_now(db: sqlite_utils.Database, thread_ids: set[int],
+                 ) -> Callable[[int], tuple[set[str], tuple[str, str | None] | None]]:
+    """What the threads look like now (tags, state and priority), read once for a chunk."""
+    tags: dict[int, set[str]] = defaultdict(set)
+    for tid, tag in query_rows(db, "SELECT thread_id, tag FROM tags WHERE thread_id IN ({in})",
+                               thread_ids):
+        tags[tid].add(tag)
+    states = {tid: (state, priority) for tid, state, priority in query_rows(
+        db, "SELECT thread_id, state, priority FROM thread_state WHERE thread_id IN ({in})",
+        thread_ids)}
+    return lambda tid: (tags[tid], states.get(tid))
 
 
 def _would_change(tags: set[str], state: tuple[str, str | None] | None,

@@ -115,32 +115,37 @@ def assign_threads(
     if not new:
         return {}
     uf = UnionFind()
-    all_links: set[str] = set()
     for msg in new:
         node = uf.link(msg.id, msg.links)
-        all_links |= msg.links
         if msg.gm_thrid:
             uf.union(node, ("g", msg.gm_thrid))
+    _link_to_stored(db, new, uf)
+    _link_by_subject(db, new, uf, is_us)
+    return _settle(db, new, uf, now)
 
-    new_ids = {m.id for m in new}
-    # Existing threads that hold any of these links.
+
+def _link_to_stored(db: sqlite_utils.Database, new: Sequence[NewMessage],
+                    uf: UnionFind) -> None:
+    """Join the stored threads that hold any of these links (rules 1, 2 and 4)."""
+    all_links = set().union(*(m.links for m in new))
     for ref, tid in query_rows(
-        db,
-        "SELECT ref, thread_id FROM message_refs WHERE ref IN ({in})",
-        all_links,
-    ):
+            db, "SELECT ref, thread_id FROM message_refs WHERE ref IN ({in})", all_links):
         uf.union(("r", ref), ("t", tid))
     # What we sent joins the thread we sent it to, whatever its headers say: a reply to
     # mail without a Message-ID has no In-Reply-To, yet its Sent copy is part of the thread.
     for mid, tid in query_rows(
-        db, "SELECT message_id, thread_id FROM outbox WHERE message_id IN ({in})", all_links):
+            db, "SELECT message_id, thread_id FROM outbox WHERE message_id IN ({in})", all_links):
         uf.union(("r", mid), ("t", tid))
     gm = {m.gm_thrid for m in new if m.gm_thrid}
     for row in query_in(db, "SELECT id, gm_thrid FROM threads WHERE gm_thrid IN ({in})", gm):
         uf.union(("g", row["gm_thrid"]), ("t", row["id"]))
 
-    _link_by_subject(db, new, uf, is_us)
 
+def _settle(db: sqlite_utils.Database, new: Sequence[NewMessage], uf: UnionFind,
+            now: dt.datetime) -> dict[int, int]:
+    """One thread per group: the oldest stored one it touches (merging the others into it),
+    else a new one."""
+    new_ids = {m.id for m in new}
     components: dict[Hashable, list[int]] = defaultdict(list)
     existing: dict[Hashable, set[int]] = defaultdict(set)
     for node in list(uf.parent):
@@ -149,10 +154,8 @@ def assign_threads(
             components[uf.find(node)].append(value)
         elif kind == "t":
             existing[uf.find(node)].add(value)
-
     gm_by_id = {m.id: m.gm_thrid for m in new if m.gm_thrid}
     next_id = _next_thread_id(db)
-    touched: set[int] = set()
     assignments: dict[int, int] = {}
     new_threads: list[dict[str, Any]] = []
     for root, message_ids in components.items():
@@ -162,15 +165,13 @@ def assign_threads(
             if len(tids) > 1:
                 merge_threads(db, survivor, tids[1:], now)
         else:
-            survivor = next_id
-            next_id += 1
+            survivor, next_id = next_id, next_id + 1
             thrid = next((gm_by_id[i] for i in message_ids if i in gm_by_id), None)
             new_threads.append({"id": survivor, "dirty": 1, "gm_thrid": thrid})
-        touched.add(survivor)
         assignments.update((mid, survivor) for mid in message_ids)
     if new_threads:
         db.table("threads").insert_all(new_threads)
-    mark_dirty(db, touched)
+    mark_dirty(db, set(assignments.values()))
     return assignments
 
 

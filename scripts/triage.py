@@ -26,7 +26,7 @@ import sqlite_utils
 
 from . import bounces
 from .config import Config, TeamConfig
-from .senders import AUTO, CUSTOMER, US, classify
+from .senders import CUSTOMER, US, classify
 from .states import change_tags, first_state, follow_mail, wake_snoozed
 from .store import iso, parse_iso, query_in, query_rows
 from .subjects import normalize_subject
@@ -73,41 +73,46 @@ def summarize(events: Sequence[Event], team: TeamConfig) -> Summary:
     if not ordered:
         return s
     s.first_at, s.last_at = ordered[0].at, ordered[-1].at
-    first_customer_at = None
-    waiting_since = None
+    s.signals = list(dict.fromkeys(sig for e in ordered for sig in e.signals))
     for e in ordered:
-        for sig in e.signals:
-            if sig not in s.signals:
-                s.signals.append(sig)
-        if e.kind == AUTO:
-            continue
-        s.last_sender = e.kind
         if e.kind == CUSTOMER:
-            s.last_customer_at = e.at
-            if first_customer_at is None:
-                first_customer_at = e.at
-                s.customer, s.customer_name = e.from_addr, e.from_name
-            if waiting_since is None:
-                waiting_since = e.at
-        else:
-            s.last_team_at = e.at
-            s.last_team_message_id = e.message_id
-            s.last_team_template = e.template
-            if first_customer_at is not None and s.first_response_at is None:
-                s.first_response_at = e.at
-            waiting_since = None
-    s.waiting_since = waiting_since
+            _customer_wrote(s, e)
+        elif e.kind == US:
+            _we_wrote(s, e)
     if s.customer is None:  # we wrote first (outbound) or only automated mail
-        for e in ordered:
-            if e.kind == US:
-                others = [a for a in e.to if not team.is_us(a)]
-                if others:
-                    s.customer = others[0]
-                    break
-        if s.customer is None:
-            s.customer, s.customer_name = ordered[0].from_addr, ordered[0].from_name
-    s.automated = bool(s.signals) and first_customer_at is None and s.last_team_at is None
+        s.customer, s.customer_name = _addressee(ordered, team)
+    s.automated = bool(s.signals) and s.last_customer_at is None and s.last_team_at is None
     return s
+
+
+def _customer_wrote(s: Summary, e: Event) -> None:
+    s.last_sender = CUSTOMER
+    if s.last_customer_at is None:
+        s.customer, s.customer_name = e.from_addr, e.from_name
+    s.last_customer_at = e.at
+    if s.waiting_since is None:  # the first message since our last answer
+        s.waiting_since = e.at
+
+
+def _we_wrote(s: Summary, e: Event) -> None:
+    s.last_sender = US
+    s.last_team_at = e.at
+    s.last_team_message_id = e.message_id
+    s.last_team_template = e.template
+    if s.last_customer_at is not None and s.first_response_at is None:
+        s.first_response_at = e.at
+    s.waiting_since = None
+
+
+def _addressee(ordered: Sequence[Event], team: TeamConfig) -> tuple[str | None, str | None]:
+    """The customer of a thread they did not start: whom we first wrote to, else the
+    first sender."""
+    for e in ordered:
+        if e.kind == US:
+            others = [a for a in e.to if not team.is_us(a)]
+            if others:
+                return others[0], None
+    return ordered[0].from_addr, ordered[0].from_name
 
 
 @dataclass

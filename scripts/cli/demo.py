@@ -16,7 +16,7 @@ from ..sync import sync
 from .app import App, pass_app
 
 
-@click.command("demo")
+@click.command("demo", short_help="Try everything on a generated sample mailbox.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Where to put the sample mailbox, config and database "
                    "(default: ~/.local/share/mailtriage/demo).")

@@ -11,7 +11,7 @@ from ..text import one_line
 from .app import App, json_option, pass_app
 
 
-@click.command("explain")
+@click.command("explain", short_help="Say why a thread is where it is.")
 @click.argument("thread")
 @json_option
 @pass_app

@@ -13,7 +13,8 @@ from ..text import one_line
 from .app import App, json_option, pass_app
 
 
-@click.group("outbox", invoke_without_command=True)
+@click.group("outbox", invoke_without_command=True,
+             short_help="List replies whose delivery needs a person.")
 @click.option("--all", "everything", is_flag=True, help="Every reply and draft, not only those "
               "whose delivery is unknown or was refused.")
 @json_option
@@ -41,7 +42,7 @@ def outbox_group(ctx: click.Context, everything: bool, json_: bool) -> None:
         click.echo("no reply needs a person", err=True)
 
 
-@outbox_group.command("resolve")
+@outbox_group.command("resolve", short_help="Settle a reply whose delivery was unknown or refused.")
 @click.argument("outbox_id", type=int, metavar="ID")
 @click.option("--delivered/--not-delivered", required=True,
               help="Whether the reply reached the customer after all (say so after checking, "

@@ -15,7 +15,7 @@ from .app import App, json_option, pass_app
 from .params import DURATION
 
 
-@click.command("overdue")
+@click.command("overdue", short_help="List what waits too long, or needs a person.")
 @json_option
 @click.option("--threshold", type=DURATION, help="Override the SLA threshold (e.g. 4h, 2d).")
 @click.option("--tag", "tags", multiple=True, help="Only threads with this tag (repeatable).")

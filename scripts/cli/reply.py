@@ -9,10 +9,9 @@ import sys
 
 import click
 
-from ..compose import Reply, ReplyError, preview, render_reply
+from ..compose import preview, render_reply
 from ..outbox import SENT, UNKNOWN, save_draft
-from ..render import TemplateProblem
-from ..sending import Result, bulk_targets, send_replies
+from ..sending import Result, bulk_targets, compose_each, send_replies
 from ..store import resolve_thread_id
 from ..text import one_line
 from .app import App, pass_app
@@ -45,7 +44,16 @@ def _report(app: App, result: Result) -> bool:
     return False
 
 
-@click.command("reply")
+def _confirm(question: str, lines: list[str]) -> None:
+    """Ask a person at a terminal; without one, only --yes may go on (exit 2)."""
+    if not _interactive():
+        raise click.UsageError(f"not at a terminal: {question[:-1].lower()} needs --yes")
+    click.echo("\n".join(lines), err=True)
+    if not click.confirm(question, err=True):
+        raise click.Abort()
+
+
+@click.command("reply", short_help="Answer a thread, or every overdue one, from a template.")
 @click.argument("args", nargs=-1, metavar="[THREAD] TEMPLATE")
 @click.option("--overdue", "bulk", is_flag=True,
               help="Answer every overdue thread (TEMPLATE only; never twice, never automated "
@@ -100,15 +108,9 @@ def reply_command(app: App, args: tuple[str, ...], bulk: bool, send: bool, draft
 def _bulk(app: App, template: str, send: bool, draft: bool, yes: bool, force: bool,
           cc: bool) -> None:
     ids = bulk_targets(app.db, app.config, template, app.now, skip_drafted=draft)
-    # Render everything first: a broken template stops the run before the first mail.
-    replies: list[Reply] = []
-    for tid in ids:
-        try:
-            replies.append(render_reply(app.db, app.config, tid, template, app.now, cc=cc))
-        except ReplyError as exc:  # this thread only: say so, answer the others
-            click.echo(f"thread {tid}: skipped: {exc}", err=True)
-        except TemplateProblem as exc:
-            raise click.ClickException(str(exc)) from None
+    replies, cannot = compose_each(app.db, app.config, ids, template, app.now, cc=cc)
+    for tid, why in cannot:
+        click.echo(f"thread {tid}: skipped: {why}", err=True)
     if not replies:
         app.echo(f"no overdue thread needs {template!r}", err=True)
         return
@@ -120,13 +122,7 @@ def _bulk(app: App, template: str, send: bool, draft: bool, yes: bool, force: bo
         click.echo("\n".join(lines))
         return
     if not yes:
-        if not _interactive():
-            raise click.UsageError(f"not at a terminal: add --yes to {'send' if send else 'save'}"
-                                   f" {template!r} to {n}")
-        click.echo("\n".join(lines), err=True)
-        if not click.confirm(f"{'Send' if send else 'Save drafts of'} {template!r} to {n}?",
-                             err=True):
-            raise click.Abort()
+        _confirm(f"{'Send' if send else 'Save drafts of'} {template!r} to {n}?", lines)
     if draft:
         for reply in replies:
             folder = save_draft(app.db, app.config, reply, app.now)

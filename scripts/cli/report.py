@@ -15,7 +15,7 @@ from .app import App, json_option, pass_app
 from .params import When
 
 
-@click.command("report")
+@click.command("report", short_help="Show, save or mail the daily report.")
 @click.option("--since", type=When(past=True, report_zone=True),
               help="Start of the period: a duration back (2d) or a date/time in the report's "
                    "time zone (default: 24 hours ago).")

@@ -9,7 +9,7 @@ from ..tagging import retag
 from .app import App, json_option, pass_app
 
 
-@click.command("retag")
+@click.command("retag", short_help="Apply the tagging rules to all mail again.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @json_option
 @pass_app

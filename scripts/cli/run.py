@@ -20,7 +20,7 @@ from .app import App, pass_app
 BUSY_MESSAGE = "another triage run is in progress; skipping"
 
 
-@click.command("run")
+@click.command("run", short_help="Sync, acknowledge and report: the cron job.")
 @click.option("--wait", is_flag=True, help="Wait for a run in progress instead of skipping.")
 @click.option("--no-report", is_flag=True, help="Do not send the daily report in this run.")
 @click.option("--fail-if-any", is_flag=True,

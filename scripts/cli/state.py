@@ -23,7 +23,7 @@ def _set_all(app: App, threads: tuple[str, ...], state: State,
                 app.echo(f"thread {tid} is already {state}", err=True)
 
 
-@click.command("close")
+@click.command("close", short_help="Close threads: nothing more to do.")
 @click.argument("threads", nargs=-1, required=True)
 @pass_app
 def close_command(app: App, threads: tuple[str, ...]) -> None:
@@ -31,7 +31,7 @@ def close_command(app: App, threads: tuple[str, ...]) -> None:
     _set_all(app, threads, State.CLOSED)
 
 
-@click.command("reopen")
+@click.command("reopen", short_help="Put threads back in the queue.")
 @click.argument("threads", nargs=-1, required=True)
 @pass_app
 def reopen_command(app: App, threads: tuple[str, ...]) -> None:
@@ -39,7 +39,7 @@ def reopen_command(app: App, threads: tuple[str, ...]) -> None:
     _set_all(app, threads, State.OPEN)
 
 
-@click.command("snooze")
+@click.command("snooze", short_help="Hide threads until a time.")
 @click.argument("threads", nargs=-1, required=True)
 @click.option("--until", "until", required=True, type=When(),
               help="A duration ahead (3d, 4h) or a date/time (2026-12-01T09:00, UTC unless "
@@ -52,7 +52,8 @@ def snooze_command(app: App, threads: tuple[str, ...], until: dt.datetime) -> No
     _set_all(app, threads, State.SNOOZED, iso(until))
 
 
-@click.command("tag", context_settings={"ignore_unknown_options": True})
+@click.command("tag", context_settings={"ignore_unknown_options": True},
+               short_help="Add and remove tags by hand.")
 @click.argument("thread")
 @click.argument("changes", nargs=-1, required=True)
 @pass_app

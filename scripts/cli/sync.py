@@ -44,7 +44,7 @@ def run_sync(app: App, full: bool = False, accounts: tuple[str, ...] = ()) -> Sy
             bars.close()
 
 
-@click.command("sync")
+@click.command("sync", short_help="Fetch what changed in the mailbox.")
 @click.option("--full", is_flag=True,
               help="Re-check every message instead of only what changed (slow; repairs).")
 @click.option("--account", "accounts", multiple=True, help="Only this account (repeatable).")

@@ -14,12 +14,12 @@ from ..templatecheck import check_templates
 from .app import App, json_option, pass_app
 
 
-@click.group("templates")
+@click.group("templates", short_help="List reply templates and check that they render.")
 def templates_group() -> None:
     """Reply templates: list them, check that they render."""
 
 
-@templates_group.command("check")
+@templates_group.command("check", short_help="Render every reply template against sample threads.")
 @pass_app
 def check_command(app: App) -> None:
     """Render every reply template against sample threads; exit 1 on any error."""
@@ -32,7 +32,7 @@ def check_command(app: App) -> None:
     app.echo(f"{count} template{'s' if count != 1 else ''} OK", err=True)
 
 
-@templates_group.command("list")
+@templates_group.command("list", short_help="List the reply templates.")
 @json_option
 @pass_app
 def list_command(app: App, json_: bool) -> None:

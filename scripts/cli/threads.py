@@ -13,7 +13,7 @@ from .app import App, json_option, pass_app
 from .params import When
 
 
-@click.command("threads")
+@click.command("threads", short_help="List threads, the latest first.")
 @json_option
 @click.option("--folder", help="Only threads with a message in this folder.")
 @click.option("--since", type=When(past=True),
@@ -34,7 +34,7 @@ def threads_command(app: App, json_: bool, folder: str | None, since: dt.datetim
     click.echo(display.threads_table(rows, app.now))
 
 
-@click.command("show")
+@click.command("show", short_help="Show one thread, its messages and history.")
 @click.argument("thread")
 @json_option
 @pass_app
