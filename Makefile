@@ -13,6 +13,7 @@ install-test:
 lint:
 	$(PYTHON) -m ruff check scripts tests bench
 	$(PYTHON) -m mypy
+	$(PYTHON) -m cogapp --check README.md
 
 # Everything the tests need (Dovecot, mbsync, notmuch, Python packages), then the suite.
 test: install-test lint

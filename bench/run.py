@@ -5,10 +5,11 @@
     python bench/run.py --count 100000       # the full run
     python bench/run.py --json out.json --keep --profile
 
-One Dovecot (tests/support/dovecot.py) is filled once, straight into its Maildir, by bench/generate.py;
-then, in order: the wire floor (raw socket, same FETCH commands as the sync), the library floor
-(imapclient, same commands), the peer (mbsync + notmuch new), and the triage processes (initial
-sync, no-op sync, incremental sync, overdue --json, report). See bench/README.md.
+One Dovecot (tests/support/dovecot.py) is filled once, straight into its Maildir, by
+bench/generate.py; then, in order: the wire floor (raw socket, same FETCH commands as the sync),
+the library floor (imapclient, same commands), the peer (mbsync + notmuch new), and the triage
+processes (initial sync, no-op sync, incremental sync, overdue --json, report). See
+bench/README.md.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -479,7 +481,95 @@ def print_table(rows: list[dict[str, Any]], count: int) -> None:
             print(f"{'':<4}{r['note']}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+# ------------------------------------------------------------------------------------------
+# The steps of main()
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    """The command line, resolved: --repeat and --json have their defaults filled in."""
+
+    count: int
+    seed: int
+    repeat: int
+    json_path: Path
+    keep: bool
+    no_peer: bool
+    profile: bool
+
+
+class Login(NamedTuple):
+    """Where and as whom the floors and the peer connect (the argument order of wire_floor)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Floors:
+    """What the triage sync is compared against: best wire and library runs, and the peer."""
+
+    wire: dict[str, Any]
+    library: dict[str, Any]
+    peer: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Triage:
+    """The triage command line for this run, so each measurement is ``triage("sync")``."""
+
+    base: list[str]
+    env: dict[str, str]
+    config_dir: Path
+    db_path: Path
+
+    def __call__(self, *cmd: str, check: bool = True) -> dict[str, Any]:
+        res = run_child([*self.base, *cmd], env=self.env, cwd=self.config_dir)
+        if check and res["rc"] != 0:
+            raise RuntimeError(f"triage {' '.join(cmd)} failed ({res['rc']}): "
+                               f"{res['stderr'][-2000:]}")
+        return res
+
+
+@dataclass(frozen=True)
+class InitialSync:
+    """The initial syncs: the best run (with the peak RSS of all runs) and what they stored."""
+
+    best: dict[str, Any]
+    runs: list[dict[str, Any]]
+    stored: int
+    threads: int
+
+
+@dataclass(frozen=True)
+class Tidy:
+    """Overdue and report again after closing the threads that went quiet."""
+
+    closed: int
+    overdue: dict[str, Any]
+    count: int
+    report: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class TriageRuns:
+    """Every triage process the run measured, in the order it ran them."""
+
+    startup: dict[str, Any]
+    initial: InitialSync
+    noop: dict[str, Any]
+    changes: dict[str, Any]
+    incremental: dict[str, Any]
+    overdue: dict[str, Any]
+    overdue_count: int | None
+    report: dict[str, Any] | None
+    tidy: Tidy
+
+
+def parse_args(argv: Sequence[str] | None) -> Options:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=10_000, help="messages (default 10,000)")
     ap.add_argument("--json", type=Path, help="results file (default bench/results-COUNT.json)")
@@ -494,209 +584,306 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="finally, one more initial sync into a fresh db, profiled (py-spy if "
                          "on the PATH: all threads; else cProfile: main thread only)")
     args = ap.parse_args(argv)
-    repeat = args.repeat or (3 if args.count <= 20_000 else 1)
-    json_path = args.json or BENCH / f"results-{args.count}.json"
+    return Options(
+        count=args.count, seed=args.seed,
+        repeat=args.repeat or (3 if args.count <= 20_000 else 1),
+        json_path=args.json or BENCH / f"results-{args.count}.json",
+        keep=args.keep, no_peer=args.no_peer, profile=args.profile,
+    )
+
+
+def step(text: str) -> None:
+    """Progress on stderr; flushed when stderr is not a terminal, so a CI log keeps up."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr,
+          flush=not sys.stderr.isatty())
+
+
+def remove_db(db_path: Path) -> None:
+    """Delete the triage database and its WAL files, so the next sync is an initial one."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+
+
+def fill_and_warm(server: Dovecot, login: Login, count: int,
+                  seed: int) -> tuple[dict[str, Any], float]:
+    """Fill the Maildir, then fetch everything once: Dovecot indexes and caches on the first
+    fetch, and no measured run should pay for that. Returns the fill stats and warm-up time."""
+    step(f"filling Dovecot with {count:,} messages")
+    filled = fill(server, count, seed)
+    step(f"  {filled['folders']} in {filled['seconds']:.1f} s; "
+         "warming up (Dovecot indexes and caches on the first fetch)")
+    t0 = time.perf_counter()
+    warm = wire_floor(*login)
+    warmup_seconds = time.perf_counter() - t0
+    if warm["messages"] != count:
+        raise RuntimeError(f"server holds {warm['messages']} messages, not {count}")
+    return filled, warmup_seconds
+
+
+def measure_floors(work: Path, login: Login, repeat: int, no_peer: bool) -> Floors:
+    """The wire and library floors (best of ``repeat``) and, unless --no-peer, the peer."""
+    step(f"wire floor and library floor ({repeat}x each)")
+    wire = best([wire_floor(*login) for _ in range(repeat)])
+    library = best([library_floor(*login) for _ in range(repeat)])
+    peer_result: dict[str, Any] = {"skipped": "--no-peer"}
+    if not no_peer:
+        step("peer: mbsync + notmuch new")
+        peer_result = peer(work, *login)
+    return Floors(wire=wire, library=library, peer=peer_result)
+
+
+def setup_triage(work: Path, server: Dovecot, password: str) -> Triage:
+    """A config for the account (SLA 24h) and the command line every triage run shares."""
+    config_dir = work / "triage"
+    config_dir.mkdir()
+    config = write_config(config_dir, server.account(), sla={"default": "24h"})
+    return Triage(
+        base=[*triage_argv(), "--config", str(config), "--now", NOW_ISO],
+        env=dict(os.environ, **{PASSWORD_ENV: password}),
+        config_dir=config_dir,
+        db_path=config_dir / "state.db",
+    )
+
+
+def measure_initial(triage: Triage, repeat: int) -> InitialSync:
+    """Initial sync ``repeat`` times, each into a fresh db; the best counts, RSS is the peak."""
+    step(f"triage sync, initial ({repeat}x, a fresh database each time)")
+    runs = []
+    for _ in range(repeat):
+        remove_db(triage.db_path)
+        runs.append(triage("sync"))
+    initial = best(runs)
+    initial["rss_mb"] = max(r["rss_mb"] for r in runs)
+    with sqlite3.connect(triage.db_path) as con:
+        stored = con.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+        threads = con.execute("SELECT COUNT(*) FROM threads").fetchone()[0]
+    return InitialSync(best=initial, runs=runs, stored=stored, threads=threads)
+
+
+def measure_tidy(triage: Triage, has_report: bool) -> Tidy:
+    """Overdue and report on a worked inbox.
+
+    The generator never closes a conversation, so the first overdue/report rows are the worst
+    case (most threads overdue). A team working its inbox closes what went quiet.
+    """
+    step("closing threads idle for 30 days, then overdue and report again")
+    closed = close_idle(triage.db_path, days=30)
+    overdue = triage("overdue", "--json")
+    count = len(json.loads(overdue["stdout"]))
+    report = triage("report") if has_report else None
+    return Tidy(closed=closed, overdue=overdue, count=count, report=report)
+
+
+def measure_triage(triage: Triage, server: Dovecot, repeat: int) -> TriageRuns:
+    """The triage processes in order: each sync starts from the state the previous one left."""
+    step("triage startup (--help)")
+    startup = best([triage("--help") for _ in range(3)])
+    initial = measure_initial(triage, repeat)
+    step("triage sync, no-op")
+    noop = triage("sync")
+    step("changing the mailbox: 10 APPENDs, 10 STORE +FLAGS")
+    changes = change_mailbox(server)
+    step("triage sync, incremental")
+    incremental = triage("sync")
+    step("triage overdue --json, triage report")
+    overdue = triage("overdue", "--json")
+    try:
+        overdue_count: int | None = len(json.loads(overdue["stdout"]))
+    except (ValueError, TypeError):
+        overdue_count = None
+    has_report = triage("report", "--help", check=False)["rc"] == 0
+    report = triage("report") if has_report else None
+    return TriageRuns(startup=startup, initial=initial, noop=noop, changes=changes,
+                      incremental=incremental, overdue=overdue, overdue_count=overdue_count,
+                      report=report, tidy=measure_tidy(triage, has_report))
+
+
+def floor_rows(floors: Floors, n: int) -> list[dict[str, Any]]:
+    """The wire and library floors, then the peer (one skipped row, or three)."""
+    wire, library, peer_result = floors.wire, floors.library, floors.peer
+    wire_s, lib_s = wire["seconds"], library["seconds"]
+    rows = [
+        row("wire floor (raw socket)", wire_s, messages=n,
+            note=f"{wire['bytes'] / 1e6:.1f} MB read; best of {wire['all_seconds']}"),
+        row("library floor (imapclient)", lib_s, messages=n, x_wire=lib_s / wire_s,
+            note=f"best of {library['all_seconds']}"),
+    ]
+    if "skipped" in peer_result:
+        rows.append(row("peer: mbsync + notmuch new", None, note="skipped: "
+                        + peer_result["skipped"]))
+        return rows
+    ms, nm = peer_result["mbsync"], peer_result["notmuch"]
+    rows += [
+        row("peer: mbsync (whole messages)", ms["seconds"], messages=n,
+            rss_mb=ms["rss_mb"], x_wire=ms["seconds"] / wire_s,
+            x_library=ms["seconds"] / lib_s,
+            note=f"{peer_result['files']} files mirrored"),
+        row("peer: notmuch new", nm["seconds"], messages=n, rss_mb=nm["rss_mb"],
+            note=f"{peer_result['notmuch_threads']} threads"),
+        row("peer: mbsync + notmuch new", ms["seconds"] + nm["seconds"], messages=n,
+            x_wire=(ms["seconds"] + nm["seconds"]) / wire_s,
+            x_library=(ms["seconds"] + nm["seconds"]) / lib_s),
+    ]
+    return rows
+
+
+def initial_row(initial: InitialSync, n: int, wire_s: float, lib_s: float) -> dict[str, Any]:
+    """The headline row: the initial sync against both floors, each with its own target."""
+    run = initial.best
+    init_s = run["seconds"]
+    x_lib, x_wire = init_s / lib_s, init_s / wire_s
+    lib_ok, wire_ok = x_lib <= TARGETS["initial_library"], x_wire <= TARGETS["initial_wire"]
+    last_line = run["stderr"].strip().splitlines()[-1] if run["stderr"] else ""
+    return row("triage sync: initial", init_s, messages=n, rss_mb=run["rss_mb"],
+               x_wire=x_wire, x_library=x_lib,
+               target=f"<= {TARGETS['initial_library']}x lib, <= {TARGETS['initial_wire']}x "
+                      "wire",
+               passed=lib_ok and wire_ok,
+               note=f"{initial.threads} threads; best of {run['all_seconds']}; "
+                    f"x lib {'PASS' if lib_ok else 'FAIL'}, "
+                    f"x wire {'PASS' if wire_ok else 'FAIL'}; {last_line}")
+
+
+def triage_rows(runs: TriageRuns, n: int, wire_s: float, lib_s: float) -> list[dict[str, Any]]:
+    """One row per triage process; the report rows only if this checkout has `triage report`."""
+    startup, noop, incremental = runs.startup, runs.noop, runs.incremental
+    overdue, report, tidy = runs.overdue, runs.report, runs.tidy
+    rows = [
+        row("triage startup (--help)", startup["seconds"], rss_mb=startup["rss_mb"],
+            note="interpreter + imports: part of every triage row below"),
+        initial_row(runs.initial, n, wire_s, lib_s),
+        row("triage sync: no-op", noop["seconds"], rss_mb=noop["rss_mb"],
+            target=f"< {TARGETS['noop']} s", passed=noop["seconds"] < TARGETS["noop"],
+            note=noop["stderr"].strip()[-200:]),
+        row("triage sync: incremental (10+10)", incremental["seconds"],
+            rss_mb=incremental["rss_mb"], target=f"< {TARGETS['incremental']} s",
+            passed=incremental["seconds"] < TARGETS["incremental"],
+            note=incremental["stderr"].strip()[-200:]),
+        row("triage overdue --json", overdue["seconds"], rss_mb=overdue["rss_mb"],
+            target=f"< {TARGETS['overdue']} s", passed=overdue["seconds"] < TARGETS["overdue"],
+            note=f"{runs.overdue_count} overdue threads"),
+        row("triage overdue --json, tidy inbox", tidy.overdue["seconds"],
+            rss_mb=tidy.overdue["rss_mb"], target=f"< {TARGETS['overdue']} s",
+            passed=tidy.overdue["seconds"] < TARGETS["overdue"],
+            note=f"{tidy.closed} threads idle 30+ days closed; {tidy.count} overdue threads"),
+    ]
+    if tidy.report is not None:
+        rows.append(row("triage report, tidy inbox", tidy.report["seconds"],
+                        rss_mb=tidy.report["rss_mb"], target=f"< {TARGETS['report']} s",
+                        passed=tidy.report["seconds"] < TARGETS["report"]))
+    if report is None:
+        rows.append(row("triage report", None, note="skipped: `triage report` is not "
+                        "registered in this checkout"))
+    else:
+        rows.append(row("triage report", report["seconds"], rss_mb=report["rss_mb"],
+                        target=f"< {TARGETS['report']} s",
+                        passed=report["seconds"] < TARGETS["report"],
+                        note=f"{len(report['stdout'].splitlines())} lines of text"))
+    return rows
+
+
+def peak_rss_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The memory target is on the largest triage process, whichever row it was."""
+    triage_rss = [r["rss_mb"] for r in rows
+                  if r["name"].startswith("triage") and r["rss_mb"] is not None]
+    return row("peak RSS of any triage process", None, rss_mb=max(triage_rss),
+               target=f"< {TARGETS['rss_mb']:.0f} MB",
+               passed=max(triage_rss) < TARGETS["rss_mb"])
+
+
+def build_rows(floors: Floors, runs: TriageRuns, n: int) -> list[dict[str, Any]]:
+    """All result rows in table order, each with both ratio columns (None where not a ratio)."""
+    wire_s, lib_s = floors.wire["seconds"], floors.library["seconds"]
+    rows = floor_rows(floors, n) + triage_rows(runs, n, wire_s, lib_s)
+    rows.append(peak_rss_row(rows))
+    for r in rows:
+        r.setdefault("x_wire", None)
+        r.setdefault("x_library", None)
+    return rows
+
+
+def _without_stdout(res: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A run without its stdout: overdue's JSON and report's text would swamp the file."""
+    return None if res is None else {k: v for k, v in res.items() if k != "stdout"}
+
+
+def raw_results(floors: Floors, runs: TriageRuns) -> dict[str, Any]:
+    """Every measured run as it came back, for looking into a number in the table."""
+    return {
+        "wire": floors.wire, "library": floors.library, "startup": runs.startup,
+        "initial": runs.initial.runs, "noop": runs.noop, "incremental": runs.incremental,
+        "report": _without_stdout(runs.report), "overdue": _without_stdout(runs.overdue),
+        "peer": floors.peer,
+    }
+
+
+def publish(results: dict[str, Any], json_path: Path) -> None:
+    """The table and a summary line on stdout, everything in the JSON file."""
+    print_table(results["rows"], results["count"])
+    for note in results["notes"]:
+        print(f"note: {note}")
+    print(f"\nfill {results['fill']['seconds']:.1f} s "
+          f"({results['fill']['mbytes']:.0f} MB, {results['fill']['threads']} threads), "
+          f"warm-up {results['warmup_seconds']:.1f} s; "
+          f"{results['machine']['cores']} cores, {results['machine']['cpu']}")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"results written to {json_path}")
+
+
+def run_benchmark(server: Dovecot, work: Path, opts: Options, results: dict[str, Any]) -> None:
+    """Everything between starting Dovecot and stopping it, filling ``results`` as it goes."""
+    login = Login(server.host, server.port, server.username, server.password)
+    filled, warmup_seconds = fill_and_warm(server, login, opts.count, opts.seed)
+    results["fill"] = filled
+    results["warmup_seconds"] = warmup_seconds
+    floors = measure_floors(work, login, opts.repeat, opts.no_peer)
+    triage = setup_triage(work, server, login.password)
+    runs = measure_triage(triage, server, opts.repeat)
+    notes = []
+    if runs.initial.stored != opts.count:
+        notes.append(f"triage stored {runs.initial.stored} messages, "
+                     f"the server holds {opts.count}")
+    results["changes"] = runs.changes
+    results["rows"] = build_rows(floors, runs, opts.count)
+    results["notes"] = notes
+    results["db_threads"] = runs.initial.threads
+    results["raw"] = raw_results(floors, runs)
+    publish(results, opts.json_path)
+    if opts.profile:
+        step("profiling one more initial sync (cProfile)")
+        profile_sync(triage.base, triage.env, triage.config_dir, triage.db_path)
+
+
+def cleanup(server: Dovecot, work: Path, keep: bool) -> None:
+    """Stop Dovecot and remove the temp dirs, or with --keep leave both and say where."""
+    if keep:
+        import atexit
+
+        atexit.unregister(server.stop)
+        pid = server._proc.pid if server._proc else "?"
+        print(f"kept: Dovecot pid {pid} on {server.host}:{server.port} in {server.directory} "
+              f"(stop: kill {pid}); work dir {work}", file=sys.stderr)
+    else:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_args(argv)
     if not Dovecot.available():
         print("Dovecot is not installed (apt-get install dovecot-imapd)", file=sys.stderr)
         return 2
-
     work = Path(tempfile.mkdtemp(prefix="mailtriage-bench-"))
     server = Dovecot()
-    results: dict[str, Any] = {"count": args.count, "seed": args.seed, "batch_size": BATCH,
-                               "repeat": repeat, "now": NOW_ISO, "machine": machine(),
+    results: dict[str, Any] = {"count": opts.count, "seed": opts.seed, "batch_size": BATCH,
+                               "repeat": opts.repeat, "now": NOW_ISO, "machine": machine(),
                                "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-    notes: list[str] = []
     try:
         server.start()
-        host, port, user, password = server.host, server.port, server.username, server.password
-        log = print if sys.stderr.isatty() else (lambda *a, **k: print(*a, **k, flush=True))
-
-        def step(text: str) -> None:
-            log(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr)
-
-        step(f"filling Dovecot with {args.count:,} messages")
-        results["fill"] = fill(server, args.count, args.seed)
-        step(f"  {results['fill']['folders']} in {results['fill']['seconds']:.1f} s; "
-             "warming up (Dovecot indexes and caches on the first fetch)")
-        t0 = time.perf_counter()
-        warm = wire_floor(host, port, user, password)
-        results["warmup_seconds"] = time.perf_counter() - t0
-        if warm["messages"] != args.count:
-            raise RuntimeError(f"server holds {warm['messages']} messages, not {args.count}")
-
-        step(f"wire floor and library floor ({repeat}x each)")
-        wire = best([wire_floor(host, port, user, password) for _ in range(repeat)])
-        library = best([library_floor(host, port, user, password) for _ in range(repeat)])
-
-        peer_result: dict[str, Any] = {"skipped": "--no-peer"}
-        if not args.no_peer:
-            step("peer: mbsync + notmuch new")
-            peer_result = peer(work, host, port, user, password)
-
-        config_dir = work / "triage"
-        config_dir.mkdir()
-        config = write_config(config_dir, server.account(), sla={"default": "24h"})
-        env = dict(os.environ, **{PASSWORD_ENV: password})
-        base = [*triage_argv(), "--config", str(config), "--now", NOW_ISO]
-        db_path = config_dir / "state.db"
-
-        def triage(*cmd: str, check: bool = True) -> dict[str, Any]:
-            res = run_child([*base, *cmd], env=env, cwd=config_dir)
-            if check and res["rc"] != 0:
-                raise RuntimeError(f"triage {' '.join(cmd)} failed ({res['rc']}): "
-                                   f"{res['stderr'][-2000:]}")
-            return res
-
-        step("triage startup (--help)")
-        startup = best([triage("--help") for _ in range(3)])
-
-        step(f"triage sync, initial ({repeat}x, a fresh database each time)")
-        initial_runs = []
-        for _ in range(repeat):
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-            initial_runs.append(triage("sync"))
-        initial = best(initial_runs)
-        initial["rss_mb"] = max(r["rss_mb"] for r in initial_runs)
-        with sqlite3.connect(db_path) as con:
-            stored = con.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
-            threads = con.execute("SELECT COUNT(*) FROM threads").fetchone()[0]
-        if stored != args.count:
-            notes.append(f"triage stored {stored} messages, the server holds {args.count}")
-
-        step("triage sync, no-op")
-        noop = triage("sync")
-        step("changing the mailbox: 10 APPENDs, 10 STORE +FLAGS")
-        results["changes"] = change_mailbox(server)
-        step("triage sync, incremental")
-        incremental = triage("sync")
-        step("triage overdue --json, triage report")
-        overdue = triage("overdue", "--json")
-        try:
-            overdue_count: int | None = len(json.loads(overdue["stdout"]))
-        except (ValueError, TypeError):
-            overdue_count = None
-        has_report = triage("report", "--help", check=False)["rc"] == 0
-        report = triage("report") if has_report else None
-
-        # The generator never closes a conversation, so the rows above are the worst case
-        # (most threads overdue). A team working its inbox closes what went quiet:
-        step("closing threads idle for 30 days, then overdue and report again")
-        tidy_closed = close_idle(db_path, days=30)
-        tidy_overdue = triage("overdue", "--json")
-        tidy_count = len(json.loads(tidy_overdue["stdout"]))
-        tidy_report = triage("report") if has_report else None
-
-        # ---- rows ----
-        wire_s, lib_s, n = wire["seconds"], library["seconds"], args.count
-        rows = [
-            row("wire floor (raw socket)", wire_s, messages=n,
-                note=f"{wire['bytes'] / 1e6:.1f} MB read; best of {wire['all_seconds']}"),
-            row("library floor (imapclient)", lib_s, messages=n, x_wire=lib_s / wire_s,
-                note=f"best of {library['all_seconds']}"),
-        ]
-        if "skipped" in peer_result:
-            rows.append(row("peer: mbsync + notmuch new", None, note="skipped: "
-                            + peer_result["skipped"]))
-        else:
-            ms, nm = peer_result["mbsync"], peer_result["notmuch"]
-            rows += [
-                row("peer: mbsync (whole messages)", ms["seconds"], messages=n,
-                    rss_mb=ms["rss_mb"], x_wire=ms["seconds"] / wire_s,
-                    x_library=ms["seconds"] / lib_s,
-                    note=f"{peer_result['files']} files mirrored"),
-                row("peer: notmuch new", nm["seconds"], messages=n, rss_mb=nm["rss_mb"],
-                    note=f"{peer_result['notmuch_threads']} threads"),
-                row("peer: mbsync + notmuch new", ms["seconds"] + nm["seconds"], messages=n,
-                    x_wire=(ms["seconds"] + nm["seconds"]) / wire_s,
-                    x_library=(ms["seconds"] + nm["seconds"]) / lib_s),
-            ]
-        init_s = initial["seconds"]
-        x_lib, x_wire = init_s / lib_s, init_s / wire_s
-        rows += [
-            row("triage startup (--help)", startup["seconds"], rss_mb=startup["rss_mb"],
-                note="interpreter + imports: part of every triage row below"),
-            row("triage sync: initial", init_s, messages=n, rss_mb=initial["rss_mb"],
-                x_wire=x_wire, x_library=x_lib,
-                target=f"<= {TARGETS['initial_library']}x lib, <= {TARGETS['initial_wire']}x "
-                       "wire",
-                passed=x_lib <= TARGETS["initial_library"] and x_wire <= TARGETS["initial_wire"],
-                note=f"{threads} threads; best of {initial['all_seconds']}; "
-                     f"x lib {'PASS' if x_lib <= TARGETS['initial_library'] else 'FAIL'}, "
-                     f"x wire {'PASS' if x_wire <= TARGETS['initial_wire'] else 'FAIL'}; "
-                     f"{initial['stderr'].strip().splitlines()[-1] if initial['stderr'] else ''}"),
-            row("triage sync: no-op", noop["seconds"], rss_mb=noop["rss_mb"],
-                target=f"< {TARGETS['noop']} s", passed=noop["seconds"] < TARGETS["noop"],
-                note=noop["stderr"].strip()[-200:]),
-            row("triage sync: incremental (10+10)", incremental["seconds"],
-                rss_mb=incremental["rss_mb"], target=f"< {TARGETS['incremental']} s",
-                passed=incremental["seconds"] < TARGETS["incremental"],
-                note=incremental["stderr"].strip()[-200:]),
-            row("triage overdue --json", overdue["seconds"], rss_mb=overdue["rss_mb"],
-                target=f"< {TARGETS['overdue']} s", passed=overdue["seconds"] < TARGETS["overdue"],
-                note=f"{overdue_count} overdue threads"),
-        ]
-        rows.append(row("triage overdue --json, tidy inbox", tidy_overdue["seconds"],
-                        rss_mb=tidy_overdue["rss_mb"], target=f"< {TARGETS['overdue']} s",
-                        passed=tidy_overdue["seconds"] < TARGETS["overdue"],
-                        note=f"{tidy_closed} threads idle 30+ days closed; "
-                             f"{tidy_count} overdue threads"))
-        if tidy_report is not None:
-            rows.append(row("triage report, tidy inbox", tidy_report["seconds"],
-                            rss_mb=tidy_report["rss_mb"], target=f"< {TARGETS['report']} s",
-                            passed=tidy_report["seconds"] < TARGETS["report"]))
-        if report is None:
-            rows.append(row("triage report", None, note="skipped: `triage report` is not "
-                            "registered in this checkout"))
-        else:
-            rows.append(row("triage report", report["seconds"], rss_mb=report["rss_mb"],
-                            target=f"< {TARGETS['report']} s",
-                            passed=report["seconds"] < TARGETS["report"],
-                            note=f"{len(report['stdout'].splitlines())} lines of text"))
-        triage_rss = [r["rss_mb"] for r in rows
-                      if r["name"].startswith("triage") and r["rss_mb"] is not None]
-        rows.append(row("peak RSS of any triage process", None, rss_mb=max(triage_rss),
-                        target=f"< {TARGETS['rss_mb']:.0f} MB",
-                        passed=max(triage_rss) < TARGETS["rss_mb"]))
-        for r in rows:
-            r.setdefault("x_wire", None)
-            r.setdefault("x_library", None)
-        results["rows"] = rows
-        results["notes"] = notes
-        results["db_threads"] = threads
-        results["raw"] = {
-            "wire": wire, "library": library, "startup": startup, "initial": initial_runs,
-            "noop": noop, "incremental": incremental, "report": report,
-            "overdue": {k: v for k, v in overdue.items() if k != "stdout"},
-            "peer": peer_result,
-        }
-        if report is not None:
-            report.pop("stdout", None)
-        print_table(rows, args.count)
-        for note in notes:
-            print(f"note: {note}")
-        print(f"\nfill {results['fill']['seconds']:.1f} s "
-              f"({results['fill']['mbytes']:.0f} MB, {results['fill']['threads']} threads), "
-              f"warm-up {results['warmup_seconds']:.1f} s; "
-              f"{results['machine']['cores']} cores, {results['machine']['cpu']}")
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-        print(f"results written to {json_path}")
-
-        if args.profile:
-            step("profiling one more initial sync (cProfile)")
-            profile_sync(base, env, config_dir, db_path)
+        run_benchmark(server, work, opts, results)
     finally:
-        if args.keep:
-            import atexit
-
-            atexit.unregister(server.stop)
-            pid = server._proc.pid if server._proc else "?"
-            print(f"kept: Dovecot pid {pid} on {server.host}:{server.port} in {server.directory} "
-                  f"(stop: kill {pid}); work dir {work}", file=sys.stderr)
-        else:
-            server.stop()
-            shutil.rmtree(work, ignore_errors=True)
+        cleanup(server, work, opts.keep)
     return 0
 
 
@@ -705,8 +892,7 @@ def profile_sync(base: list[str], env: dict[str, str], config_dir: Path, db_path
 
     cProfile sees only the main thread, and the sync fetches and parses on a second one.
     """
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    remove_db(db_path)
     out_dir = BENCH / ".work"
     out_dir.mkdir(exist_ok=True)
     pyspy = shutil.which("py-spy")
@@ -742,14 +928,14 @@ def summarize_collapsed(path: Path, top: int = 15) -> None:
     ours: defaultdict[str, Counter[str]] = defaultdict(Counter)
     total: Counter[str] = Counter()
     for line in path.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
+        stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
         thread = frames[0].split(":")[-1].strip() or frames[0]
-        total[thread] += int(n)
-        leaf[thread][frames[-1]] += int(n)
+        total[thread] += int(count)
+        leaf[thread][frames[-1]] += int(count)
         for frame in set(frames[1:]):
             if "scripts/" in frame or "mailtriage" in frame:
-                ours[thread][frame] += int(n)
+                ours[thread][frame] += int(count)
     for thread, samples in total.most_common():
         print(f"\n== thread {thread}: {samples} samples ({samples / 250:.1f} s)")
         print("   self (leaf frames):")

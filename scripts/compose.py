@@ -23,7 +23,7 @@ from typing import Any
 import sqlite_utils
 
 from . import addresses, render
-from .config import Config
+from .config import AgentConfig, Config
 from .errors import AddressError, ReplyError
 from .listing import thread_messages, thread_tags
 from .parse import SYNTHETIC_SUFFIX, TEMPLATE_HEADER
@@ -82,10 +82,8 @@ def customer_block(name: str | None, address: str | None) -> dict[str, str]:
 
 
 def agent_block(config: Config | None) -> dict[str, str]:
-    if config is None:
-        return {"name": "Support team", "signature": "", "address": ""}
-    return {"name": config.agent.name, "signature": config.agent.signature,
-            "address": config.agent.address or ""}
+    agent = config.agent if config is not None else AgentConfig()
+    return {"name": agent.name, "signature": agent.signature, "address": agent.address or ""}
 
 
 def _thread_row(db: sqlite_utils.Database, thread_id: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import sqlite_utils
 from .store import iso, parse_iso
 
 if TYPE_CHECKING:
-    from .triage import Summary
+    from .summary import Summary
 
 
 class State(StrEnum):

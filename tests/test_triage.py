@@ -18,8 +18,8 @@ from mailtriage.overdue import overdue
 from mailtriage.sample import CASE_SUBJECTS, build_sample
 from mailtriage.senders import AUTO, CUSTOMER, US
 from mailtriage.store import open_db
+from mailtriage.summary import Event, summarize
 from mailtriage.sync import sync
-from mailtriage.triage import Event, summarize
 
 from support.cli import triage
 from support.dovecot import Account, Dovecot
