@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 import click
 import sqlite_utils
 
-from .. import render
 from ..config import Config, load_config
 from ..store import open_db
 
@@ -45,6 +44,8 @@ class App:
     def holding_templates(self) -> set[str]:
         """The holding templates' names, read once per command (every template file is
         read and its front matter parsed to know)."""
+        from .. import render  # Jinja: only for the commands that use templates
+
         return render.holding_templates(self.config)
 
     def echo(self, message: str = "", err: bool = False) -> None:
