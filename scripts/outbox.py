@@ -179,26 +179,26 @@ def deliver(db: sqlite_utils.Database, config: Config, reply: Reply, now: dt.dat
         mailer.connect()
     except NotSent as exc:
         return Outcome(0, FAILED, str(exc), exc.permanent, connection=True)
-    oid = _claim(db, reply, now)
-    _in_progress.add(oid)
-    try:
-        with signals_held():
-            try:
-                refused = mailer.send(reply.raw(), reply.sender, reply.recipients)
-            except NotSent as exc:
-                _settle(db, config, reply, oid, FAILED, now, str(exc), exc.permanent)
-                return Outcome(oid, FAILED, str(exc), exc.permanent, exc.connection)
-            except DeliveryUnknown as exc:
-                _settle(db, config, reply, oid, UNKNOWN, now, str(exc))
-                return Outcome(oid, UNKNOWN, str(exc))
-            except BaseException as exc:  # a bug, not an answer: no one knows what went out
-                _settle(db, config, reply, oid, UNKNOWN, now, f"{exc!r}"[:300])
-                raise
+    with signals_held():  # from the claim to the outcome: a stop waits for the record
+        oid = _claim(db, reply, now)
+        _in_progress.add(oid)
+        try:
+            refused = mailer.send(reply.raw(), reply.sender, reply.recipients)
+        except NotSent as exc:
+            _settle(db, config, reply, oid, FAILED, now, str(exc), exc.permanent)
+            return Outcome(oid, FAILED, str(exc), exc.permanent, exc.connection)
+        except DeliveryUnknown as exc:
+            _settle(db, config, reply, oid, UNKNOWN, now, str(exc))
+            return Outcome(oid, UNKNOWN, str(exc))
+        except BaseException as exc:  # a bug, not an answer: no one knows what went out
+            _settle(db, config, reply, oid, UNKNOWN, now, f"{exc!r}"[:300])
+            raise
+        else:
             note = ("refused: " + "; ".join(f"{r}: {a}" for r, a in refused.items())
                     if refused else None)
             _settle(db, config, reply, oid, SENT, now, note)
-    finally:
-        _in_progress.discard(oid)
+        finally:
+            _in_progress.discard(oid)
     return Outcome(oid, SENT, note, warning=file_sent_copy(db, config, reply, oid, now,
                                                            session_factory))
 
