@@ -600,7 +600,7 @@ def step(text: str) -> None:
 
 def remove_db(db_path: Path) -> None:
     """Delete the triage database and its WAL files, so the next sync is an initial one."""
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".id"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
 
 

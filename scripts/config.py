@@ -19,6 +19,7 @@ import yaml
 
 from .addresses import is_valid
 from .errors import ConfigError
+from .files import check_file
 from .rules import Rule, compile_rules
 from .sla import BusinessHours
 from .validate import Section, resolve_path
@@ -159,6 +160,7 @@ class Config:
     accounts: list[AccountConfig]
     team: TeamConfig
     db_path: Path
+    db_allow_symlink: bool = False
     sla: SLAConfig = field(default_factory=SLAConfig)
     rules: list[Rule] = field(default_factory=list)
     smtp: SMTPConfig | None = None
@@ -323,9 +325,34 @@ def _read_auto_ack(section: Section) -> AutoAckConfig:
     return ack
 
 
+def _file_location(base: Path, value: Path | str) -> Path:
+    """An absolute path whose folders are resolved but whose last part is kept as written,
+    so a symlinked database is seen (and refused) as one."""
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else base / path
+    return path.parent.resolve() / path.name
+
+
+def _read_db(top: Section, base: Path, override: Path | str | None) -> tuple[Path, bool]:
+    """``db: PATH`` or ``db: {path: PATH, allow_symlink: true}``; ``--db`` wins over both."""
+    allow_symlink = False
+    if isinstance(top.data.get("db"), dict):
+        section = top.section("db")
+        value = section.get("path", str, "state.db")
+        allow_symlink = section.get("allow_symlink", bool, False)
+        section.reject_unknown()
+    else:
+        value = top.get("db", str, "state.db")
+    if override:
+        return _file_location(Path.cwd(), override), allow_symlink
+    return _file_location(base, value), allow_symlink
+
+
 def load_config(path: Path | str, db_override: Path | str | None = None) -> Config:
-    """Read, validate and resolve a config file; raise ConfigError on any problem."""
+    """Read, validate and resolve a config file; raise ConfigError on any problem, and
+    UnsafePath when another user could have written it (we may run its commands)."""
     path = Path(path).expanduser().resolve()
+    check_file(path, "config file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -347,9 +374,9 @@ def config_from_dict(data: Any, path: Path, db_override: Path | str | None = Non
     top = Section(data, path, "")
     accounts = _read_accounts(top, base)
     team = _read_team(top.section("team"))
-    db_value = top.get("db", str, "state.db")
-    db_path = Path(db_override).resolve() if db_override else resolve_path(base, db_value)
-    config = Config(path=path, accounts=accounts, team=team, db_path=db_path)
+    db_path, allow_symlink = _read_db(top, base, db_override)
+    config = Config(path=path, accounts=accounts, team=team, db_path=db_path,
+                    db_allow_symlink=allow_symlink)
     config.sla = _read_sla(top.section("sla"))
     config.agent = _read_agent(top.section("agent"), team)
     if top.has("smtp"):

@@ -10,6 +10,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from .files import make_private_folders, write_private
 from .sample import build_sample, write_maildir
 
 DEMO_CONFIG = """\
@@ -55,10 +56,10 @@ def default_dir() -> Path:
 
 def setup_demo(directory: Path, now: dt.datetime) -> Path:
     """Write (or refresh) the sample Maildir and the demo config; return the config path."""
-    directory.mkdir(parents=True, exist_ok=True)
+    make_private_folders(directory)
     maildir = directory / "sample" / "Maildir"
     write_maildir(build_sample(now), maildir)
     config = directory / "config.yaml"
     if not config.exists():
-        config.write_text(DEMO_CONFIG, encoding="utf-8")
+        write_private(config, DEMO_CONFIG)
     return config

@@ -89,6 +89,12 @@ class DeliveryUnknown(SendError):
     """The message went out whole and no answer came back: it may have been delivered."""
 
 
+class UnsafePath(MailtriageError):
+    """A file or folder another user could change or replace: refused, not trusted."""
+
+    exit_status = EXIT_CONFIG
+
+
 class Busy(MailtriageError):
     """Another process holds the lock."""
 

@@ -38,7 +38,7 @@ from .config import AccountConfig, Config
 from .errors import DeliveryUnknown, NotSent, OutboxError, ReplyError
 from .imap import IMAPSession
 from .smtp import Mailer
-from .store import immediate, iso
+from .store import iso
 
 if TYPE_CHECKING:  # composing needs Jinja; recording what was sent does not
     from .compose import Reply
@@ -115,7 +115,7 @@ def blocking(db: sqlite_utils.Database, thread_id: int) -> list[dict[str, Any]]:
 
 
 def _claim(db: sqlite_utils.Database, reply: Reply, now: dt.datetime) -> int:
-    with immediate(db):
+    with db.atomic():  # BEGIN IMMEDIATE (store.StateDatabase): one claim at a time
         cur = db.execute(
             "INSERT INTO outbox (thread_id, kind, template, message_id, to_addr, cc_addrs, "
             "subject, holding, auto, state, created_at, pid, sent_copy) "

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
@@ -17,48 +18,150 @@ from typing import Any, overload
 import sqlite_utils
 
 from .errors import NotFound, StoreError
+from .files import check_file, create_private, make_private_folders, write_private
 from .schema import ensure_shape, migrations
 
 # Keep IN (...) lists well under SQLite's variable limit.
 CHUNK = 500
+# Seconds a writer waits for another's transaction (cron's run, a person's reply) to end.
+BUSY_TIMEOUT = 30.0
 
 
-def open_db(path: Path | str) -> sqlite_utils.Database:
-    """Open (creating 0600 if new) the state database, migrated and in WAL mode."""
+HISTORY_SUFFIX = ".id"  # beside the database: its id, written when it is created
+
+
+class SameFileConnection(sqlite3.Connection):
+    """A connection that checks, before every commit, that the file under the database's
+    path is still the one it opened: a database deleted or replaced while cron runs must
+    stop the run, not take its writes into an unlinked file."""
+
+    watched: tuple[Path, int, int] | None = None  # path, st_dev, st_ino
+
+    def watch(self, path: Path) -> None:
+        st = os.stat(path)
+        self.watched = (path, st.st_dev, st.st_ino)
+
+    def check_same_file(self) -> None:
+        if self.watched is None:
+            return
+        path, dev, ino = self.watched
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        if st is None or (st.st_dev, st.st_ino) != (dev, ino):
+            raise StoreError(f"{path} was deleted or replaced while triage was running; "
+                             "stopped without writing more to it")
+
+    def commit(self) -> None:
+        self.check_same_file()
+        super().commit()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        if exc_type is None:
+            try:
+                self.check_same_file()
+            except StoreError as problem:
+                super().__exit__(StoreError, problem, None)  # roll back
+                raise
+        return super().__exit__(exc_type, exc, tb)
+
+
+class StateDatabase(sqlite_utils.Database):
+    """``state.db``: a sqlite-utils Database whose ``atomic()`` takes the write lock at once
+    (``BEGIN IMMEDIATE``) and commits through :class:`SameFileConnection`.
+
+    Taking the lock at once means waiting (up to :data:`BUSY_TIMEOUT`) for a writer in
+    another process instead of failing: a deferred transaction that read first and then
+    writes cannot wait, and fails at once with "database is locked" when another process
+    wrote in between.  It also means what the block reads cannot change before it writes,
+    so two processes cannot both claim one send.
+    """
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[StateDatabase]:
+        if self.conn.in_transaction:  # nested: a savepoint inside the outer transaction
+            with super().atomic():
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+
+
+def open_db(path: Path | str, *, allow_symlink: bool = False,
+            init: bool = False) -> StateDatabase:
+    """Open (creating 0600 if new) the state database, migrated and in WAL mode.
+
+    Refused when another user could change it or its folder, when it is a symlink (unless
+    ``allow_symlink``), and when it is missing or another database although one was here
+    before (its id file says so) unless ``init``: a lost database must not be silently
+    rebuilt from nothing, losing states, tags and the record of what was sent.
+    """
     path = Path(path)
+    if str(path) == ":memory:":
+        return _connect(path)
     try:
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-                os.close(fd)
-        conn = sqlite3.connect(str(path), timeout=30)
-        db = sqlite_utils.Database(conn)
-        if str(path) != ":memory:":
-            db.enable_wal()
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA synchronous = NORMAL")
-        # 32 MB of page cache instead of 2 MB: index inserts land all over a big
-        # mailbox's B-trees (the 100k benchmark spent 13 s in INSERTs with the default).
-        db.execute("PRAGMA cache_size = -32000")
-        migrations.apply(db)
-        ensure_shape(db)
+        make_private_folders(path.parent)
+        real = check_file(path, "database", allow_symlink=allow_symlink,
+                          symlink_hint="; set db.allow_symlink: true if you made it")
+        for suffix in ("-wal", "-shm"):
+            check_file(Path(f"{real}{suffix}"), "database file")
+        created = _create_if_missing(path, real, init)
+        db = _connect(real)
+        _check_history(db, path, created=created, init=init)
     except (sqlite3.Error, OSError) as exc:
         raise StoreError(f"{path}: cannot open the database: {exc}") from exc
     return db
 
 
-@contextlib.contextmanager
-def immediate(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """A write transaction that takes the write lock at once (``BEGIN IMMEDIATE``): what
-    it reads cannot change before it writes, so two processes cannot both claim a send."""
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.conn.rollback()
-        raise
-    db.conn.commit()
+def _create_if_missing(path: Path, real: Path, init: bool) -> bool:
+    if real.exists():
+        return False
+    history = Path(f"{path}{HISTORY_SUFFIX}")
+    if history.exists() and not init:
+        raise StoreError(f"{path} is missing, but a database was here before ({history} "
+                         "says so): restore it, or run with --init to start from nothing")
+    create_private(real)
+    return True
+
+
+def _check_history(db: sqlite_utils.Database, path: Path, *, created: bool,
+                   init: bool) -> None:
+    """Give a new database its id and write it beside; refuse another database in its place."""
+    history = Path(f"{path}{HISTORY_SUFFIX}")
+    db_id = get_meta(db, "db_id")
+    if db_id is None:
+        db_id = uuid.uuid4().hex
+        with db.atomic():
+            set_meta(db, "db_id", db_id)
+    recorded = history.read_text(encoding="ascii").strip() if history.exists() else None
+    if recorded not in (None, db_id) and not (created or init):
+        raise StoreError(f"{path} is not the database that was here before ({history} names "
+                         "another): restore that one, or run with --init to use this one")
+    if recorded != db_id:
+        write_private(history, db_id + "\n")
+
+
+def _connect(path: Path) -> StateDatabase:
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, factory=SameFileConnection)
+    db = StateDatabase(conn)
+    if str(path) != ":memory:":
+        assert isinstance(conn, SameFileConnection)
+        conn.watch(path)
+        db.enable_wal()
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA synchronous = NORMAL")
+    # 32 MB of page cache instead of 2 MB: index inserts land all over a big
+    # mailbox's B-trees (the 100k benchmark spent 13 s in INSERTs with the default).
+    db.execute("PRAGMA cache_size = -32000")
+    migrations.apply(db)
+    ensure_shape(db)
+    return db
 
 
 @overload

@@ -84,12 +84,14 @@ class TriageGroup(click.Group):
               help="Database file; default: db: in the config (env TRIAGE_DB).")
 @click.option("--now", type=MOMENT,
               help="The clock for every age computation (default: the real time).")
+@click.option("--init", is_flag=True,
+              help="Start a new database where one was lost (or use another in its place).")
 @click.option("-v", "--verbose", count=True, help="More output on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str, db_path: str | None, now: dt.datetime | None,
-        verbose: int, quiet: bool) -> None:
+        init: bool, verbose: int, quiet: bool) -> None:
     """Triage a shared support mailbox: sync it into SQLite, see whose turn it is,
     answer kindly, and prove every morning that nothing fell through the cracks."""
     _configure_logging(verbose, quiet)
-    ctx.obj = App(config_path, db_path, now, verbose, quiet)
+    ctx.obj = App(config_path, db_path, now, verbose, quiet, init)

@@ -13,7 +13,11 @@ import click
 import sqlite_utils
 
 from ..config import Config, load_config
+from ..errors import Busy
+from ..lock import acquire, lock_path
 from ..store import open_db
+
+BUSY_MESSAGE = "another triage run is in progress; skipping"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -21,9 +25,10 @@ class App:
     """What every command needs, built lazily from the global options."""
 
     def __init__(self, config_path: str, db_path: str | None, now: dt.datetime | None,
-                 verbose: int, quiet: bool):
+                 verbose: int, quiet: bool, init: bool = False):
         self.config_path = Path(config_path)
         self.db_override = db_path
+        self.init = init
         self.fixed_now = now
         self.verbose = verbose
         self.quiet = quiet
@@ -38,7 +43,8 @@ class App:
 
     @cached_property
     def db(self) -> sqlite_utils.Database:
-        return open_db(self.config.db_path)
+        return open_db(self.config.db_path, allow_symlink=self.config.db_allow_symlink,
+                       init=self.init)
 
     @cached_property
     def holding_templates(self) -> set[str]:
@@ -47,6 +53,18 @@ class App:
         from .. import render  # Jinja: only for the commands that use templates
 
         return render.holding_templates(self.config)
+
+    def take_lock(self, wait: bool) -> bool:
+        """Hold the lock of ``run`` and ``sync`` (lock.py) until the command ends.  False,
+        after saying so on stderr, when another holds it and ``wait`` is not set: cron's next
+        tick will do the work, so stepping aside is not a failure."""
+        try:
+            click.get_current_context().with_resource(
+                acquire(lock_path(self.config.db_path), wait=wait))
+        except Busy:
+            click.echo(BUSY_MESSAGE, err=True)
+            return False
+        return True
 
     def echo(self, message: str = "", err: bool = False) -> None:
         """Print unless --quiet (data for scripts goes through click.echo directly)."""

@@ -28,7 +28,7 @@ def demo_command(app: App, directory: Path | None) -> None:
     directory = (directory or default_dir()).resolve()
     config_path = setup_demo(directory, app.now)
     config = load_config(config_path)
-    db = open_db(config.db_path)
+    db = open_db(config.db_path, init=True)  # the demo's database is disposable
     result = sync(db, config, app.now)
     click.echo(f"Sample mailbox: {directory / 'sample' / 'Maildir'}")
     click.echo(result.summary())

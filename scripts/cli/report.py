@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .. import smtp
+from ..files import write_private
 from ..listing import dumps
 from ..report import build_report
 from ..reportmail import check_sendable, render_report, report_message
@@ -34,7 +35,7 @@ def report_command(app: App, since: dt.datetime | None, output: Path | None, sen
                         holding_templates=app.holding_templates)
     rendered = render_report(config, data)
     if output is not None:
-        output.write_text(rendered.html, encoding="utf-8")
+        write_private(output, rendered.html)  # customer names and subjects: 0600
     if send:
         smtp.send_message(config.smtp, report_message(config, rendered, app.now))
         app.echo(f"report sent to {', '.join(config.report.to)}", err=True)

@@ -7,17 +7,13 @@ problem, 3 with ``--fail-if-any`` when threads are waiting too long.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import click
 
 from ..errors import EXIT_OVERDUE
-from ..lock import Busy, acquire, lock_path
 from ..run import run
 from .app import App, pass_app
-
-BUSY_MESSAGE = "another triage run is in progress; skipping"
 
 
 @click.command("run", short_help="Sync, acknowledge and report: the cron job.")
@@ -32,13 +28,9 @@ def run_command(app: App, wait: bool, no_report: bool, fail_if_any: bool) -> Non
     if not app.verbose:  # retries and re-maps are in the report; cron must stay silent
         logging.getLogger("mailtriage").setLevel(logging.ERROR)
         logging.getLogger("mailtriage.security").setLevel(logging.WARNING)
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(acquire(lock_path(config.db_path), wait=wait))
-        except Busy:
-            click.echo(BUSY_MESSAGE, err=True)
-            return
-        result = run(app.db, config, app.now, send_report=not no_report)
+    if not app.take_lock(wait):
+        return
+    result = run(app.db, config, app.now, send_report=not no_report)
     if app.verbose:
         new = sum(s.new for s in result.synced)
         click.echo(f"synced {len(result.synced)} account(s), {new} new message(s); "

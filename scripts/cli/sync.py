@@ -48,9 +48,13 @@ def run_sync(app: App, full: bool = False, accounts: tuple[str, ...] = ()) -> Sy
 @click.option("--full", is_flag=True,
               help="Re-check every message instead of only what changed (slow; repairs).")
 @click.option("--account", "accounts", multiple=True, help="Only this account (repeatable).")
+@click.option("--wait", is_flag=True, help="Wait for a run or sync in progress instead of "
+                                           "skipping.")
 @pass_app
-def sync_command(app: App, full: bool, accounts: tuple[str, ...]) -> None:
+def sync_command(app: App, full: bool, accounts: tuple[str, ...], wait: bool) -> None:
     """Fetch new mail, flag changes and removals from the configured folders."""
+    if not app.take_lock(wait):
+        return
     result = run_sync(app, full=full, accounts=accounts)
     app.echo(result.summary(), err=True)
 

@@ -22,6 +22,7 @@ import pytest
 
 from mailtriage.cli import app as app_mod
 from mailtriage.config import load_config
+from mailtriage.imap import IMAPSession
 from mailtriage.lock import acquire, lock_path
 from mailtriage.store import open_db
 
@@ -40,8 +41,10 @@ def triage_process(cfg: Path, password: str, *args: str) -> subprocess.Popen[byt
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
-def remove_db(db_path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
+def remove_db(db_path: Path, keep_id: bool = False) -> None:
+    """Everything of a database, its id file included (a deliberate start from nothing), or
+    with ``keep_id`` only the database, as a mistake or a cleanup script would."""
+    for suffix in ("", "-wal", "-shm") if keep_id else ("", "-wal", "-shm", ".id"):
         with contextlib.suppress(FileNotFoundError):
             Path(f"{db_path}{suffix}").unlink()
 
@@ -169,8 +172,8 @@ def _small_page_limit(monkeypatch: pytest.MonkeyPatch, spare_pages: int) -> None
     """
     real = app_mod.open_db
 
-    def limited(path):
-        db = real(path)
+    def limited(path, **options):
+        db = real(path, **options)
         pages = db.execute("PRAGMA page_count").fetchone()[0]
         db.execute(f"PRAGMA max_page_count = {pages + spare_pages}")
         return db
@@ -306,3 +309,60 @@ def test_killed_run_leaves_no_stale_lock(tmp_path, big_account, reference):
     assert snapshot(db_path) == snap
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+# -- a database lost or replaced -------------------------------------------------------------
+
+
+def test_a_database_deleted_while_the_sync_runs_stops_it(tmp_path, big_account, monkeypatch):
+    """cron's sync must not go on writing into an unlinked file and exit 0: the first commit
+    after the deletion stops it, and the next run refuses to start over from nothing."""
+    account, _count = big_account
+    monkeypatch.setenv(PASSWORD_VAR, account.password)
+    cfg = write_config(tmp_path, account, imap={"batch_size": 20})
+    db_path = load_config(cfg).db_path
+    real_fetch = IMAPSession.fetch
+    calls = 0
+
+    def fetch_then_delete(self, uids):
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # two batches stored, more to come
+            remove_db(db_path, keep_id=True)
+        return real_fetch(self, uids)
+
+    monkeypatch.setattr(IMAPSession, "fetch", fetch_then_delete)
+    res = triage(cfg, "run", now=None)
+    assert res.exit_code == 1, res.output
+    assert res.stderr.strip().splitlines() == [
+        f"Error: {db_path} was deleted or replaced while triage was running; stopped without "
+        "writing more to it"]
+    assert not db_path.exists()
+
+    monkeypatch.setattr(IMAPSession, "fetch", real_fetch)
+    res = triage(cfg, "run", now=None)
+    assert res.exit_code == 1
+    line = res.stderr.strip()
+    assert "is missing, but a database was here before" in line and "--init" in line
+    assert not db_path.exists()  # nothing rebuilt behind the team's back
+    ok_res = triage(cfg, "--init", "sync", now=None)
+    assert ok_res.exit_code == 0, ok_res.output
+    assert_sound(db_path)
+
+
+def test_another_database_in_its_place_is_refused_until_init(tmp_path, big_account,
+                                                             monkeypatch):
+    account, _count = big_account
+    monkeypatch.setenv(PASSWORD_VAR, account.password)
+    cfg = write_config(tmp_path, account, imap={"folders": ["INBOX"]})
+    db_path = load_config(cfg).db_path
+    assert triage(cfg, "sync", now=None).exit_code == 0
+    other = tmp_path / "other" / "state.db"
+    open_db(other).conn.close()
+    remove_db(db_path, keep_id=True)
+    other.rename(db_path)
+    res = triage(cfg, "threads")
+    assert res.exit_code == 1
+    assert "is not the database that was here before" in res.stderr and "--init" in res.stderr
+    assert triage(cfg, "--init", "threads").exit_code == 0
+    assert triage(cfg, "threads").exit_code == 0  # --init made it the one
