@@ -1,6 +1,11 @@
 """mailtriage: triage a shared support mailbox from cron (the ``triage`` command)."""
 
+import os as _os
 import sys as _sys
+
+WORKER_VARIABLE = "MAILTRIAGE_PARSE_WORKER"
+"""Set for the parse worker (parseworker.py), which never touches the database and so
+need not pay for importing sqlite-utils."""
 
 
 def _import_sqlite_utils_without_dataframes() -> None:
@@ -23,4 +28,5 @@ def _import_sqlite_utils_without_dataframes() -> None:
                 del _sys.modules[name]
 
 
-_import_sqlite_utils_without_dataframes()
+if WORKER_VARIABLE not in _os.environ:
+    _import_sqlite_utils_without_dataframes()

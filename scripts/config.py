@@ -44,6 +44,8 @@ class ServerConfig:
     password_cmd: list[str] | None = None
     auth: str = "login"  # login | xoauth2
     token_cmd: list[str] | None = None
+    # variables passed to password_cmd/token_cmd beyond PATH, HOME and the locale
+    command_env: list[str] = field(default_factory=list)
     timeout: float = 60.0
     allow_insecure: bool = False
     config_file: str = "config"
@@ -203,6 +205,7 @@ def _read_server(section: Section, server: ServerConfig, base: Path,
     server.password_env = section.get("password_env", str)
     server.password_cmd = section.command("password_cmd")
     server.token_cmd = section.command("token_cmd")
+    server.command_env = section.str_list("command_env")
     if server.auth == "xoauth2" and not server.token_cmd:
         raise section.error("token_cmd", "missing (required with auth: xoauth2)")
     server.timeout = section.get("timeout", float, server.timeout)

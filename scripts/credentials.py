@@ -4,6 +4,9 @@ Order: ``password_env`` (a variable's *name*), then ``password_cmd`` (run as an
 argument list, no shell), then the system keyring if the optional ``keyring``
 package is installed.  OAuth2 access tokens come from ``token_cmd``.  Errors
 name the config key and never include the secret or the command's output.
+
+A command runs with a minimal environment (:data:`COMMAND_ENV` and what its block's
+``command_env`` names), so it never sees the other accounts' password variables.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from typing import Protocol
 
 from .config import ConfigError
 
+COMMAND_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE")
+"""What a ``*_cmd`` child inherits besides the names in ``command_env``."""
+
 
 class HasSecrets(Protocol):
     config_file: str
@@ -23,6 +29,12 @@ class HasSecrets(Protocol):
     password_env: str | None
     password_cmd: list[str] | None
     token_cmd: list[str] | None
+    command_env: list[str]
+
+
+def command_environment(names: list[str]) -> dict[str, str]:
+    """The environment a secret command runs with: :data:`COMMAND_ENV` plus ``names``."""
+    return {name: os.environ[name] for name in (*COMMAND_ENV, *names) if name in os.environ}
 
 
 class Secret(str):
@@ -35,7 +47,8 @@ class Secret(str):
 def _run(cmd: list[str], cfg: HasSecrets, key: str, timeout: float = 30.0) -> Secret:
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, check=False, shell=False
+            cmd, capture_output=True, text=True, timeout=timeout, check=False, shell=False,
+            env=command_environment(cfg.command_env),
         )
     except FileNotFoundError:
         raise ConfigError(cfg.config_file, f"{cfg.key_prefix}.{key}",

@@ -1,6 +1,6 @@
 """The fetch → parse → store pipeline of an initial or large sync.
 
-Batch n+2 is fetched on a thread while a forked worker parses n+1 and the main thread
+Batch n+2 is fetched on a thread while a worker process parses n+1 and the main thread
 stores n: each stage gets a core, and Python's GIL is shared by the two that are I/O.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import multiprocessing
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,39 +15,30 @@ from typing import Any
 
 from . import parse
 from .mailstore import Parsed
+from .parseworker import ParseWorker
 from .source import Fetched, Source
 
 
-def _parse_raw(items: list[tuple[bytes, bytes | None]]) -> list[parse.ParsedMessage]:
-    return [parse.parse_message(header, body) for header, body in items]
-
-
 class BatchParser:
-    """Parses batches in a second process, so parsing gets a core of its own.
-
-    Parsing is pure Python: on a thread it would only queue for the GIL behind the
-    fetch and the SQLite writes.  The process is forked before the fetch thread
-    starts and only ever sees message bytes; syncs of a single batch parse inline.
-    """
+    """Parses batches in a second process (parseworker.py), so parsing gets a core of its
+    own: pure Python on a thread would only queue for the GIL behind the fetch and the
+    SQLite writes.  Syncs of a single batch parse inline."""
 
     def __init__(self) -> None:
-        self.pool: Any = None
-        if "fork" in multiprocessing.get_all_start_methods():
-            self.pool = multiprocessing.get_context("fork").Pool(1)
+        self.worker = ParseWorker()
+        self.submitted: collections.deque[list[Fetched]] = collections.deque()
 
     def submit(self, fetched: list[Fetched]) -> Callable[[], Parsed]:
-        if self.pool is None:
-            parsed = parse_batch(fetched)
-            return lambda: parsed
-        pending = self.pool.apply_async(
-            _parse_raw, ([(f.header_bytes, f.body_prefix) for f in fetched],))
-        return lambda: list(zip(fetched, pending.get(), strict=True))
+        """Hand a batch over; the callable returns it parsed (call them in order)."""
+        self.worker.submit([(f.header_bytes, f.body_prefix) for f in fetched])
+        self.submitted.append(fetched)
+        return self._next
+
+    def _next(self) -> Parsed:
+        return list(zip(self.submitted.popleft(), self.worker.answer(), strict=True))
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-            self.pool = None
+        self.worker.close()
 
 
 class _Fetcher:

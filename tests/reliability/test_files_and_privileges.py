@@ -11,6 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from mailtriage.errors import UnsafePath
 from mailtriage.lock import acquire, lock_path
 
 from support.cli import ok, triage
-from support.faultproxy import PASSWORD_VAR
+from support.faultproxy import PASSWORD_VAR, conversation_corpus, deliver
 from support.mailfactory import mail, write_config
 
 SECRET = "Worker-Must-Not-See-3319"
@@ -198,3 +201,82 @@ def test_a_config_others_can_write_is_refused_before_its_command_runs(tmp_path, 
     finally:
         tmp_path.chmod(0o700)
     assert not marker.exists()
+
+
+def test_secret_commands_see_only_a_minimal_environment(tmp_path, account, monkeypatch):
+    seen = tmp_path / "env-seen"
+    monkeypatch.setenv("TRIAGE_SMTP_PASSWORD", "smtp-secret-5521")
+    monkeypatch.setenv("SOME_TOKEN", "token-secret-5522")
+    monkeypatch.setenv("GNUPGHOME", str(tmp_path / "gnupg"))
+    dump = f"env > {seen}; printf %s \"$0\""
+    cfg = write_config(tmp_path, account, imap={
+        "password_env": None, "command_env": ["GNUPGHOME"],
+        "password_cmd": ["sh", "-c", dump, account.password]})
+    ok(cfg, "sync")
+    names = {line.partition("=")[0] for line in seen.read_text().splitlines()}
+    assert "GNUPGHOME" in names and "PATH" in names and "HOME" in names
+    assert not names & {"TRIAGE_SMTP_PASSWORD", "SOME_TOKEN", PASSWORD_VAR}
+    allowed = {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "GNUPGHOME",
+               "PWD", "SHLVL", "_", "OLDPWD"}  # the last four the shell adds itself
+    assert names <= allowed, names - allowed
+
+
+# -- the parse worker ------------------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                if int(fields[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _memory_holds(pid: int, needle: bytes) -> bool:
+    """Whether any readable mapping of ``pid`` (heap, stack, environment) contains needle."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if "r" not in perms:
+                continue
+            start, end = (int(x, 16) for x in span.split("-"))
+            try:
+                mem.seek(start)
+                if needle in mem.read(end - start):
+                    return True
+            except (OSError, ValueError, OverflowError):
+                continue
+    return False
+
+
+def test_the_parse_worker_never_holds_the_password(tmp_path, dovecot):
+    """The worker parses what strangers wrote: neither its environment nor its memory may
+    hold the password that the sync process (checked the same way) does hold."""
+    big = dovecot.add_user("worker-secrets@example.com", SECRET)
+    deliver(big, conversation_corpus(threads=100, per_thread=6))
+    cfg = write_config(tmp_path, big, imap={"batch_size": 20, "folders": ["INBOX", "Sent"]})
+    env = {**os.environ, PASSWORD_VAR: SECRET}
+    proc = subprocess.Popen([sys.executable, "-m", "mailtriage", "--config", str(cfg), "sync"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    workers: list[int] = []
+    checked = 0
+    try:
+        while proc.poll() is None and not checked:
+            for pid in _children(proc.pid):
+                with contextlib.suppress(OSError):
+                    if b"mailtriage.parseworker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        workers.append(pid)
+                        assert SECRET.encode() not in Path(f"/proc/{pid}/environ").read_bytes()
+                        assert not _memory_holds(pid, SECRET.encode())
+                        # the same look finds it in the sync process (alive: it waits for
+                        # its worker), so the look is not blind
+                        assert _memory_holds(proc.pid, SECRET.encode())
+                        checked += 1
+            time.sleep(0.005)
+    finally:
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert checked, "the sync ended before its parse worker could be looked at"
