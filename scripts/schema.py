@@ -221,6 +221,12 @@ def m002_outbox_and_bounces(db: sqlite_utils.Database) -> None:
     db.table("folders").add_column("role", str)
 
 
+@migrations()
+def m003_accounts(db: sqlite_utils.Database) -> None:
+    """The mailbox each account name stands for (accounts.py)."""
+    db.table("accounts").create({"name": str, "identity": str, "recorded_at": str}, pk="name")
+
+
 def ensure_shape(db: sqlite_utils.Database) -> None:
     """Indexes and views: idempotent, run after migrations on every open."""
     indexes = [

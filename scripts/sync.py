@@ -20,6 +20,7 @@ import sqlite_utils
 from imapclient.exceptions import IMAPClientError
 
 from . import mailstore, parse, triage
+from .accounts import check_identity
 from .config import AccountConfig, Config
 from .errors import AuthError, SyncError
 from .imap import IMAPSession, describe_error
@@ -127,6 +128,7 @@ def _sync_account(db: sqlite_utils.Database, config: Config, account: AccountCon
     """Every folder of one account.  A transient failure reconnects and resumes with the
     folders not yet done (bounded, with backoff); an authentication failure is raised at
     once: retrying would lock the account."""
+    check_identity(db, account, now)
     partial: dict[str, FolderResult] = {}  # kept across retries, so counts add up
     for attempt in range(retries + 1):
         done = {f.folder for f in result.folders if f.account == account.name}

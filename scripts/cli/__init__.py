@@ -42,6 +42,7 @@ COMMAND_MODULES = {
     "explain": "explain", "close": "state", "reopen": "state", "snooze": "state",
     "tag": "state", "retag": "retag", "reply": "reply", "templates": "templates",
     "report": "report", "run": "run", "demo": "demo", "outbox": "outbox",
+    "account": "account",
 }
 
 
