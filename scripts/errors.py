@@ -39,15 +39,21 @@ class UsageError(MailtriageError):
 
 
 class SyncError(MailtriageError):
-    """A run-time failure talking to the mail server."""
+    """A run-time failure talking to the mail server.  ``retry``: whether reconnecting in a
+    few seconds may help (a dropped connection, a timeout); the subclasses below will not."""
+
+    retry = True
 
 
 class AuthError(SyncError):
     """Authentication failed: never retried, it would lock the account."""
 
+    retry = False
+
 
 class TrustError(AuthError):
-    """The server's TLS certificate is not trusted: retrying cannot help, so it is not."""
+    """The connection cannot be trusted (a certificate not trusted or for another name, no
+    STARTTLS offered): retrying cannot help, so it is not."""
 
 
 class NotFound(MailtriageError):

@@ -73,15 +73,15 @@ class IMAPSession:
                 acc.host, port=acc.port, ssl=acc.security == "ssl",
                 ssl_context=ctx if acc.security == "ssl" else None, timeout=acc.timeout,
             )
-            client.normalise_times = False
-            if acc.security == "starttls":
-                client.starttls(ctx)
         except ssl.SSLCertVerificationError as exc:
             raise TrustError(f"{where}: TLS certificate not trusted ({exc.verify_message}); "
                              f"set {acc.key_prefix}.ca_file for a private CA") from None
         except (OSError, IMAPClientError, ssl.SSLError) as exc:
             raise SyncError(f"{where}: cannot connect: {describe_error(exc)}") from None
         self.client = client
+        client.normalise_times = False
+        if acc.security == "starttls":
+            self._starttls(ctx)
         try:
             if acc.auth == "xoauth2":
                 client.oauth2_login(acc.username, secret)
@@ -101,6 +101,34 @@ class IMAPSession:
         elif "CONDSTORE" in self.capabilities:
             with contextlib.suppress(IMAPClientError):
                 client.enable("CONDSTORE")
+
+    def _starttls(self, ctx: ssl.SSLContext) -> None:
+        """Upgrade to TLS before anything secret is sent; a server that does not offer it is
+        refused for good (whoever stripped it from the capabilities will strip it again)."""
+        acc, client = self.account, self._c()
+        where = f"{acc.host}:{acc.port}"
+        try:
+            offered = client.has_capability("STARTTLS")
+            if offered:
+                client.starttls(ctx)
+        except ssl.SSLCertVerificationError as exc:
+            self._abandon()
+            raise TrustError(f"{where}: TLS certificate not trusted ({exc.verify_message}); "
+                             f"set {acc.key_prefix}.ca_file for a private CA") from None
+        except (OSError, IMAPClientError, ssl.SSLError) as exc:
+            self._abandon()
+            raise SyncError(f"{where}: cannot connect: {describe_error(exc)}") from None
+        if not offered:
+            self._abandon()
+            raise TrustError(f"{where}: the server does not offer STARTTLS "
+                             f"({acc.key_prefix}.security: starttls); not logging in without TLS")
+
+    def _abandon(self) -> None:
+        """Drop the connection without a LOGOUT: it is not one to talk on any more."""
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.shutdown()
+            self.client = None
 
     def close(self) -> None:
         if self.client is None:

@@ -21,7 +21,7 @@ from imapclient.exceptions import IMAPClientError
 
 from . import mailstore, parse, triage
 from .config import AccountConfig, Config
-from .errors import AuthError, SyncError
+from .errors import SyncError
 from .imap import IMAPSession, describe_error
 from .local import LocalSession
 from .pipeline import prefetch
@@ -125,8 +125,9 @@ def _sync_account(db: sqlite_utils.Database, config: Config, account: AccountCon
                   progress: Progress | None, open_source: SourceFactory, retries: int,
                   sleep: Callable[[float], None]) -> None:
     """Every folder of one account.  A transient failure reconnects and resumes with the
-    folders not yet done (bounded, with backoff); an authentication failure is raised at
-    once: retrying would lock the account."""
+    folders not yet done (bounded, with backoff); one that will not pass by itself (a
+    refused login, an untrusted server: ``SyncError.retry``) is raised at once: retrying
+    would lock the account or change nothing."""
     partial: dict[str, FolderResult] = {}  # kept across retries, so counts add up
     for attempt in range(retries + 1):
         done = {f.folder for f in result.folders if f.account == account.name}
@@ -140,8 +141,6 @@ def _sync_account(db: sqlite_utils.Database, config: Config, account: AccountCon
                                 full=full, progress=progress, res=res, role=role)
                     result.folders.append(res)
             return
-        except AuthError:
-            raise
         except (SyncError, OSError, EOFError, IMAPClientError) as exc:
             # IMAPClientError: a connection cut mid-response surfaces as imaplib's abort
             # ("socket error: EOF"), not as an OSError.
@@ -149,7 +148,7 @@ def _sync_account(db: sqlite_utils.Database, config: Config, account: AccountCon
                 failure: SyncError = exc
             else:
                 failure = SyncError(f"{account.name}: connection lost: {describe_error(exc)}")
-            if attempt == retries:
+            if not failure.retry or attempt == retries:
                 raise failure from None
             log.warning("%s: %s; retrying (%d of %d)", account.name, failure, attempt + 1,
                         retries)
