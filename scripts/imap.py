@@ -20,7 +20,7 @@ from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
 from . import credentials, fetchparse
-from .config import AccountConfig
+from .config import AccountConfig, ServerConfig
 from .errors import AuthError, SyncError, TrustError
 from .parse import BODY_PREFIX_BYTES, HEADER_FIELDS
 from .source import Fetched, FlagChanges, FolderStatus
@@ -28,6 +28,10 @@ from .source import Fetched, FlagChanges, FolderStatus
 log = logging.getLogger(__name__)
 
 REPORT_BYTES = 65536  # of a delivery report: enough for the original's headers
+# OpenSSL's X509_V_ERR_* codes: an issuer nobody told us about (a private CA helps) ...
+_UNKNOWN_ISSUER = {2, 18, 19, 20, 21}
+# ... and a certificate for another name (HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH): no CA helps
+_NAME_MISMATCH = {62, 64}
 
 
 def ssl_context(ca_file: Any = None) -> ssl.SSLContext:
@@ -36,6 +40,19 @@ def ssl_context(ca_file: Any = None) -> ssl.SSLContext:
     if ca_file:
         ctx.load_verify_locations(cafile=str(ca_file))
     return ctx
+
+
+def certificate_problem(exc: ssl.SSLCertVerificationError, server: ServerConfig) -> str:
+    """Why the certificate was refused, with the fix that fits: ``ca_file`` only helps when
+    the issuer is unknown, never when the certificate is for another name."""
+    why = exc.verify_message or describe_error(exc)
+    if exc.verify_code in _NAME_MISMATCH:
+        return (f"TLS certificate does not match the host name asked for, {server.host!r} "
+                f"({server.key_prefix}.host): use a name the certificate is for")
+    if exc.verify_code in _UNKNOWN_ISSUER:
+        return (f"TLS certificate not trusted ({why}); "
+                f"set {server.key_prefix}.ca_file for a private CA")
+    return f"TLS certificate not trusted ({why})"
 
 
 def _text(value: Any) -> str:
@@ -74,8 +91,7 @@ class IMAPSession:
                 ssl_context=ctx if acc.security == "ssl" else None, timeout=acc.timeout,
             )
         except ssl.SSLCertVerificationError as exc:
-            raise TrustError(f"{where}: TLS certificate not trusted ({exc.verify_message}); "
-                             f"set {acc.key_prefix}.ca_file for a private CA") from None
+            raise TrustError(f"{where}: {certificate_problem(exc, acc)}") from None
         except (OSError, IMAPClientError, ssl.SSLError) as exc:
             raise SyncError(f"{where}: cannot connect: {describe_error(exc)}") from None
         self.client = client
@@ -113,8 +129,7 @@ class IMAPSession:
                 client.starttls(ctx)
         except ssl.SSLCertVerificationError as exc:
             self._abandon()
-            raise TrustError(f"{where}: TLS certificate not trusted ({exc.verify_message}); "
-                             f"set {acc.key_prefix}.ca_file for a private CA") from None
+            raise TrustError(f"{where}: {certificate_problem(exc, acc)}") from None
         except (OSError, IMAPClientError, ssl.SSLError) as exc:
             self._abandon()
             raise SyncError(f"{where}: cannot connect: {describe_error(exc)}") from None

@@ -1,6 +1,7 @@
 """What the server (or the config pointing at it) gets wrong, against the real Dovecot:
 
-* a server that does not offer STARTTLS: one line, nothing retried.
+* a server that does not offer STARTTLS, a certificate for another name: one line each,
+  nothing retried.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from support.cli import triage
 from support.dovecot import Account, Dovecot
 from support.faultproxy import PASSWORD_VAR, FaultProxy, StripCapability
 from support.mailfactory import write_config
+from support.smtp import SMTPServer
 
 
 @pytest.fixture
@@ -26,6 +28,10 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     asked: list[float] = []
     monkeypatch.setattr(cmd_sync, "sync", functools.partial(sync_mod.sync, sleep=asked.append))
     return asked
+
+
+def errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("Error:")]
 
 
 # -- the connection's security ---------------------------------------------------------------
@@ -52,3 +58,48 @@ def test_a_server_without_starttls_is_refused_once(
         res = triage(cfg, "sync")
         assert res.exit_code == 0, res.output
     assert proxy.alive_threads == 0
+
+
+@pytest.fixture
+def other_address() -> str:
+    """127.0.0.2: loopback too, but not in the test certificate (127.0.0.1 and localhost)."""
+    return "127.0.0.2"
+
+
+def test_a_certificate_for_another_name_says_so_and_not_ca_file(
+    tmp_path: Path, mailbox: Account, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch,
+    sleeps: list[float], other_address: str,
+) -> None:
+    monkeypatch.setenv(PASSWORD_VAR, mailbox.password)
+    with FaultProxy(dovecot.host, dovecot.ssl_port, listen_host=other_address) as proxy:
+        cfg = write_config(tmp_path, mailbox, imap={
+            "host": other_address, "security": "ssl", "port": proxy.port,
+            "ca_file": dovecot.ca_file})
+        res = triage(cfg, "sync")
+        assert res.exit_code == 1, res.output
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1, res.stderr
+        assert "does not match the host name" in lines[0] and repr(other_address) in lines[0]
+        assert "ca_file" not in lines[0]
+        assert proxy.accepted == 1 and sleeps == []
+    # an unknown CA (no ca_file) still points at ca_file
+    cfg = write_config(tmp_path, mailbox, imap={"security": "ssl", "port": dovecot.ssl_port})
+    res = triage(cfg, "sync")
+    assert res.exit_code == 1 and "set imap.ca_file for a private CA" in res.stderr
+
+
+def test_smtp_with_a_certificate_for_another_name(
+    tmp_path: Path, smtps_server: SMTPServer, other_address: str,
+) -> None:
+    with FaultProxy(smtps_server.host, smtps_server.port, listen_host=other_address) as proxy:
+        cfg = write_config(tmp_path, report={"to": ["team@example.com"]}, smtp={
+            "host": other_address, "port": proxy.port, "security": "ssl",
+            "ca_file": smtps_server.ca_file, "timeout": 10},
+            accounts=[{"name": "local", "maildir": str(tmp_path / "Maildir")}])
+        (tmp_path / "Maildir" / "cur").mkdir(parents=True)
+        res = triage(cfg, "report", "--send")
+        assert res.exit_code == 1, res.output
+        lines = errors(res.stderr)
+        assert len(lines) == 1 and "does not match the host name" in lines[0], res.stderr
+        assert "smtp.host" in lines[0] and "ca_file" not in lines[0]
+    assert smtps_server.messages == []
