@@ -196,7 +196,7 @@ def _read_server(section: Section, server: ServerConfig, base: Path,
     server.port = section.get("port", int, ports[server.security])
     if not 0 < server.port < 65536:
         raise section.error("port", f"expected a port number, got {server.port}")
-    server.ca_file = section.path_value("ca_file", base)
+    server.ca_file = section.existing_file("ca_file", base)
     server.auth = section.choice("auth", ("login", "xoauth2"), server.auth)
     server.password_env = section.get("password_env", str)
     server.password_cmd = section.command("password_cmd")

@@ -21,7 +21,7 @@ from imapclient.response_parser import parse_fetch_response
 
 from . import credentials, fetchparse
 from .config import AccountConfig, ServerConfig
-from .errors import AuthError, SyncError, TrustError
+from .errors import AuthError, ConfigError, SyncError, TrustError
 from .parse import BODY_PREFIX_BYTES, HEADER_FIELDS
 from .source import Fetched, FlagChanges, FolderStatus
 
@@ -34,11 +34,16 @@ _UNKNOWN_ISSUER = {2, 18, 19, 20, 21}
 _NAME_MISMATCH = {62, 64}
 
 
-def ssl_context(ca_file: Any = None) -> ssl.SSLContext:
-    """Verifying context: the system store, plus ``ca_file`` for a private CA."""
+def ssl_context(server: ServerConfig) -> ssl.SSLContext:
+    """Verifying context: the system store, plus ``ca_file`` for a private CA.  A file that
+    is not a CA is the config's fault (exit 2, not retried)."""
     ctx = ssl.create_default_context()
-    if ca_file:
-        ctx.load_verify_locations(cafile=str(ca_file))
+    if server.ca_file:
+        try:
+            ctx.load_verify_locations(cafile=str(server.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(server.config_file, f"{server.key_prefix}.ca_file",
+                              f"cannot load {server.ca_file}: {describe_error(exc)}") from None
     return ctx
 
 
@@ -81,10 +86,7 @@ class IMAPSession:
         # Resolve the secret first: a missing one is a config error (exit 2), not a network one.
         secret = (credentials.oauth2_token(acc) if acc.auth == "xoauth2"
                   else credentials.password(acc))
-        try:
-            ctx = ssl_context(acc.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise SyncError(f"{acc.key_prefix}.ca_file: cannot load {acc.ca_file}: {exc}") from None
+        ctx = ssl_context(acc)
         try:
             client = IMAPClient(
                 acc.host, port=acc.port, ssl=acc.security == "ssl",

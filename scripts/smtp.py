@@ -30,7 +30,7 @@ from types import TracebackType
 
 from . import credentials
 from .config import SMTPConfig
-from .errors import DeliveryUnknown, NotSent
+from .errors import ConfigError, DeliveryUnknown, NotSent
 from .imap import certificate_problem, ssl_context
 
 Refused = dict[str, str]  # recipient -> the server's answer
@@ -91,10 +91,9 @@ class Mailer:
     def _connect(self) -> smtplib.SMTP:
         cfg = self.cfg
         try:
-            ctx = ssl_context(cfg.ca_file) if cfg.security != "none" else None
-        except (OSError, ssl.SSLError) as exc:
-            raise NotSent(f"{cfg.key_prefix}.ca_file: cannot load {cfg.ca_file}: "
-                          f"{_describe(exc)}", permanent=True, connection=True) from None
+            ctx = ssl_context(cfg) if cfg.security != "none" else None
+        except ConfigError as exc:  # a ca_file that is no CA: no send can work
+            raise NotSent(str(exc), permanent=True, connection=True) from None
         client: smtplib.SMTP | None = None
         try:
             if cfg.security == "ssl":

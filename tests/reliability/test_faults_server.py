@@ -1,13 +1,14 @@
 """What the server (or the config pointing at it) gets wrong, against the real Dovecot:
 
-* a server that does not offer STARTTLS, a certificate for another name: one line each,
-  nothing retried.
+* a server that does not offer STARTTLS, a certificate for another name, a ``ca_file`` that
+  is not there: one line each, nothing retried.
 """
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,3 +104,34 @@ def test_smtp_with_a_certificate_for_another_name(
         assert len(lines) == 1 and "does not match the host name" in lines[0], res.stderr
         assert "smtp.host" in lines[0] and "ca_file" not in lines[0]
     assert smtps_server.messages == []
+
+
+# -- the config ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["imap", "smtp", "accounts"])
+def test_a_missing_ca_file_is_a_config_error_before_connecting(
+    tmp_path: Path, mailbox: Account, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch,
+    sleeps: list[float], where: str,
+) -> None:
+    monkeypatch.setenv(PASSWORD_VAR, mailbox.password)
+    missing = tmp_path / "certs" / "private-ca.pem"
+    imap = {"host": proxy.host, "port": proxy.port, "security": "starttls",
+            "username": mailbox.username, "password_env": PASSWORD_VAR}
+    extra: dict[str, Any] = {}
+    if where == "imap":
+        key, extra["imap"] = "imap.ca_file", {**imap, "ca_file": "certs/private-ca.pem"}
+    elif where == "accounts":
+        key = "accounts[1].ca_file"
+        extra["accounts"] = [{**imap, "name": "a", "ca_file": mailbox.ca_file},
+                             {**imap, "name": "b", "ca_file": "certs/private-ca.pem"}]
+    else:
+        key, extra["imap"] = "smtp.ca_file", {**imap, "ca_file": mailbox.ca_file}
+        extra["smtp"] = {"host": "127.0.0.1", "port": 1, "ca_file": "certs/private-ca.pem"}
+    cfg = write_config(tmp_path, **extra)
+    res = triage(cfg, "sync")
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0] == f"Error: {cfg}: {key}: file not found: {missing}"
+    assert proxy.accepted == 0 and sleeps == []  # refused when the config was read
