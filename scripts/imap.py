@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import imaplib
 import logging
 import socket
 import ssl
 from collections.abc import Sequence
 from typing import Any
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient, imap4, tls
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
@@ -60,6 +61,39 @@ def certificate_problem(exc: ssl.SSLCertVerificationError, server: ServerConfig)
     return f"TLS certificate not trusted ({why})"
 
 
+class GreetingTimeout(TimeoutError):
+    """Connected, but the server said nothing within the timeout (a stalled server)."""
+
+
+class _Greeted:
+    """Tells a greeting that never came from a connection that never opened: imaplib reads
+    the greeting in ``_connect``, after ``open`` made the TCP (and TLS) connection."""
+
+    def _connect(self) -> None:
+        try:
+            super()._connect()  # type: ignore[misc]  # imaplib's, private (not in typeshed)
+        except TimeoutError:
+            raise GreetingTimeout() from None
+
+
+class _PlainIMAP4(_Greeted, imap4.IMAP4WithTimeout):
+    pass
+
+
+class _TLSIMAP4(_Greeted, tls.IMAP4_TLS):
+    pass
+
+
+class _Client(IMAPClient):
+    """IMAPClient whose connection reports a missing greeting as :class:`GreetingTimeout`."""
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:
+        timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _TLSIMAP4(self.host, self.port, self.ssl_context, timeout)
+        return _PlainIMAP4(self.host, self.port, timeout)
+
+
 def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
@@ -88,12 +122,15 @@ class IMAPSession:
                   else credentials.password(acc))
         ctx = ssl_context(acc)
         try:
-            client = IMAPClient(
+            client = _Client(
                 acc.host, port=acc.port, ssl=acc.security == "ssl",
                 ssl_context=ctx if acc.security == "ssl" else None, timeout=acc.timeout,
             )
         except ssl.SSLCertVerificationError as exc:
             raise TrustError(f"{where}: {certificate_problem(exc, acc)}") from None
+        except GreetingTimeout:
+            raise SyncError(f"{where}: connected, but timed out after {acc.timeout:g} s waiting "
+                            "for the server's greeting") from None
         except (OSError, IMAPClientError, ssl.SSLError) as exc:
             raise SyncError(f"{where}: cannot connect: {describe_error(exc)}") from None
         self.client = client
