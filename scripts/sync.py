@@ -106,9 +106,7 @@ def sync(
 ) -> SyncResult:
     """Sync every (or the named) account, then bring threads and states up to date."""
     result = SyncResult()
-    for account in config.accounts:
-        if accounts and account.name not in accounts:
-            continue
+    for account in config.accounts_named(accounts or ()):
         if account.source == "imap" and account.security == "none" and not account.is_loopback:
             security_log.warning(
                 "%s.security: none: the password and mail cross the network to %s in clear "

@@ -35,6 +35,7 @@ class _Bars:
 
 def run_sync(app: App, full: bool = False, accounts: tuple[str, ...] = ()) -> SyncResult:
     """Sync, with progress bars when a human is watching."""
+    app.config.accounts_named(accounts)  # an unknown name: exit 2 before the database opens
     bars = _Bars() if sys.stderr.isatty() and not app.quiet else None
     try:
         return sync(app.db, app.config, app.now, full=full, accounts=accounts or None,

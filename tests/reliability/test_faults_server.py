@@ -1,7 +1,7 @@
 """What the server (or the config pointing at it) gets wrong, against the real Dovecot:
 
 * a server that does not offer STARTTLS, a certificate for another name, a ``ca_file`` that
-  is not there: one line each, nothing retried.
+  is not there, an ``--account`` that is not configured: one line each, nothing retried.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from mailtriage import sync as sync_mod
 from support.cli import triage
 from support.dovecot import Account, Dovecot
 from support.faultproxy import PASSWORD_VAR, FaultProxy, StripCapability
-from support.mailfactory import write_config
+from support.mailfactory import put, write_config
 from support.smtp import SMTPServer
 
 
@@ -135,3 +135,23 @@ def test_a_missing_ca_file_is_a_config_error_before_connecting(
     assert len(lines) == 1, res.stderr
     assert lines[0] == f"Error: {cfg}: {key}: file not found: {missing}"
     assert proxy.accepted == 0 and sleeps == []  # refused when the config was read
+
+
+def test_an_unknown_account_is_a_usage_error(
+    tmp_path: Path, mailbox: Account, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PASSWORD_VAR, mailbox.password)
+    put(mailbox, "INBOX", msgid="i1@c.test")
+    imap = {"host": proxy.host, "port": proxy.port, "security": "none",
+            "username": mailbox.username, "password_env": PASSWORD_VAR}
+    cfg = write_config(tmp_path, accounts=[{**imap, "name": "support"},
+                                           {**imap, "name": "billing"}])
+    res = triage(cfg, "sync", "--account", "support", "--account", "nosuch")
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert "'nosuch'" in lines[0] and "support, billing" in lines[0]
+    assert proxy.accepted == 0 and not (tmp_path / "state.db").exists()
+    res = triage(cfg, "sync", "--account", "billing")
+    assert res.exit_code == 0, res.output
+    assert proxy.accepted == 1
