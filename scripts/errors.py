@@ -56,6 +56,18 @@ class TrustError(AuthError):
     STARTTLS offered): retrying cannot help, so it is not."""
 
 
+class FolderError(SyncError):
+    """The server refused one folder (renamed, deleted, no access): recorded on that folder
+    while the others sync; a reconnect would get the same answer, so it is not retried."""
+
+    retry = False
+
+    def __init__(self, folder: str, reason: str):
+        self.folder = folder
+        self.reason = reason
+        super().__init__(f"folder {folder!r}: {reason}")
+
+
 class NotFound(MailtriageError):
     """No such thing to act on (a thread id that is not in the store)."""
 

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from imapclient import IMAPClient, imap4, tls
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
 from . import credentials, fetchparse
 from .config import AccountConfig, ServerConfig
-from .errors import AuthError, ConfigError, SyncError, TrustError
+from .errors import AuthError, ConfigError, FolderError, SyncError, TrustError
 from .parse import BODY_PREFIX_BYTES, HEADER_FIELDS
 from .source import Fetched, FlagChanges, FolderStatus
 
@@ -273,7 +273,7 @@ class IMAPSession:
         try:
             st = self._c().folder_status(folder, what)
         except IMAPClientError as exc:
-            raise SyncError(f"folder {folder!r}: {describe_error(exc)}") from None
+            raise self._refused(folder, exc) from None
         return FolderStatus(
             uidvalidity=int(st[b"UIDVALIDITY"]), uidnext=int(st[b"UIDNEXT"]),
             messages=int(st[b"MESSAGES"]),
@@ -289,9 +289,25 @@ class IMAPSession:
         try:
             info = self._c().select_folder(folder, readonly=True)
         except IMAPClientError as exc:
-            raise SyncError(f"folder {folder!r}: {describe_error(exc)}") from None
+            raise self._refused(folder, exc) from None
         self.selected = folder
         return _status(info)
+
+    def _refused(self, folder: str, exc: IMAPClientError) -> SyncError:
+        """What a failed STATUS or EXAMINE means: a broken connection is every folder's
+        problem (retried); a NO is this folder's (:class:`FolderError`), and a LIST tells
+        a folder that is gone (Dovecot's NO says nothing machine-readable) from one refused."""
+        if isinstance(exc, IMAPClientAbortError):
+            return SyncError(f"folder {folder!r}: connection lost: {describe_error(exc)}")
+        self.selected = None  # a failed EXAMINE leaves no folder selected (RFC 3501)
+        try:
+            exists = self._c().folder_exists(folder)
+        except IMAPClientError as again:
+            return SyncError(f"folder {folder!r}: connection lost: {describe_error(again)}")
+        if not exists:
+            return FolderError(folder, "not on the server (renamed or deleted?): restore it "
+                               f"or change {_folder_key(self.account, folder)}")
+        return FolderError(folder, f"refused by the server: {describe_error(exc)}")
 
     def _examine_qresync(self, folder: str, known: tuple[int, int]) -> FolderStatus:
         # imapclient has no API for SELECT parameters (RFC 7162): send it through imaplib
@@ -304,10 +320,10 @@ class IMAPSession:
             typ, data = imap._simple_command(
                 "EXAMINE", c._normalise_folder(folder), f"(QRESYNC ({known[0]} {known[1]}))")
         except IMAPClientError as exc:
-            raise SyncError(f"folder {folder!r}: {describe_error(exc)}") from None
+            raise self._refused(folder, exc) from None
         if typ != "OK":
-            why = describe_error(Exception(data[-1] if data else typ))
-            raise SyncError(f"folder {folder!r}: {why}")
+            imap.state = "AUTH"  # as imaplib's select() does: no folder is selected now
+            raise self._refused(folder, IMAPClientError(_text(data[-1] if data else typ)))
         imap.state = "SELECTED"
         vanished = imap.untagged_responses.pop("VANISHED", [])
         imap.untagged_responses.pop("FETCH", None)  # changed flags: changed_flags() reads them
@@ -414,6 +430,15 @@ class IMAPSession:
             self._c().append(folder, raw, flags=tuple(flags), msg_time=when)
         except IMAPClientError as exc:
             raise SyncError(f"APPEND to {folder!r} failed: {describe_error(exc)}") from None
+
+
+def _folder_key(account: AccountConfig, folder: str) -> str:
+    """The config key that names ``folder``, for the message that asks to fix it."""
+    if folder not in account.folders and folder == account.sent_folder:
+        return f"{account.key_prefix}.sent_folder"
+    if folder not in account.folders and folder == account.drafts_folder:
+        return f"{account.key_prefix}.drafts_folder"
+    return f"{account.key_prefix}.folders"
 
 
 def _special(listing: list[tuple[tuple[str, ...], str]], flag: str,

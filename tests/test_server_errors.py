@@ -1,6 +1,7 @@
 """How server faults are told apart and phrased, without a server: which certificate
-problems point at ``ca_file``, which failures a reconnect may cure, the names ``--account``
-accepts.  (The real-server side is in tests/reliability/test_faults_server.py.)"""
+problems point at ``ca_file``, what a refused folder looks like in a sync's result, the
+names ``--account`` accepts, the key a missing folder is fixed under.  (The real-server
+side is in tests/reliability/test_faults_server.py.)"""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from mailtriage.config import AccountConfig, SMTPConfig, config_from_dict
-from mailtriage.errors import EXIT_CONFIG, AuthError, SyncError, TrustError, UsageError
-from mailtriage.imap import certificate_problem
-from mailtriage.sync import sync
+from mailtriage.config import AccountConfig, SMTPConfig, config_from_dict, load_config
+from mailtriage.errors import EXIT_CONFIG, FolderError, SyncError, TrustError, UsageError
+from mailtriage.imap import _folder_key, certificate_problem
+from mailtriage.sample import build_sample, write_maildir
+from mailtriage.store import open_db
+from mailtriage.sync import FolderResult, SyncResult, sync
 
 from support.faultproxy import StripCapability
 from support.mailfactory import NOW
@@ -49,7 +52,26 @@ def test_an_expired_certificate_is_not_a_ca_problem():
 
 def test_what_is_retried():
     assert SyncError("x").retry
-    assert not AuthError("x").retry and not TrustError("x").retry
+    assert not TrustError("x").retry and not FolderError("INBOX", "gone").retry
+    assert str(FolderError("Projects", "gone")) == "folder 'Projects': gone"
+
+
+def result(*folders: tuple[str, str | None]) -> SyncResult:
+    return SyncResult([FolderResult("default", name, new=1, error=error)
+                       for name, error in folders])
+
+
+def test_a_sync_result_with_refused_folders_is_one_error_line():
+    assert result(("INBOX", None)).failure() is None
+    one = result(("Projects", "not on the server"), ("INBOX", None), ("Sent", None))
+    assert one.summary().startswith("synced 2 of 3 folders: 3 new messages")
+    failure = one.failure()
+    assert isinstance(failure, SyncError) and failure.exit_status == 1
+    assert str(failure) == "default/Projects: not on the server (the other 2 synced)"
+    two = result(("A", "gone"), ("B", "refused by the server: NO"))
+    assert str(two.failure()) == ("2 folders not synced: default/A: gone; "
+                                  "default/B: refused by the server: NO")
+    assert "\n" not in str(two.failure())
 
 
 def two_accounts():
@@ -80,6 +102,31 @@ def test_sync_refuses_an_unknown_account_before_connecting():
 
     with pytest.raises(UsageError):
         sync(None, config, NOW, accounts=["nosuch"], session_factory=never)
+
+
+def test_the_key_a_missing_folder_is_fixed_under():
+    acc = AccountConfig(folders=["INBOX", "Projects"], sent_folder="Sent Items",
+                        drafts_folder="Entwürfe", key_prefix="accounts[0]")
+    assert _folder_key(acc, "Projects") == "accounts[0].folders"
+    assert _folder_key(acc, "Sent Items") == "accounts[0].sent_folder"
+    assert _folder_key(acc, "Entwürfe") == "accounts[0].drafts_folder"
+    assert _folder_key(acc, "Sent") == "accounts[0].folders"  # found by SPECIAL-USE
+
+
+def test_a_missing_local_maildir_folder_is_that_folders_error(tmp_path):
+    root = tmp_path / "Maildir"
+    write_maildir(build_sample(NOW), root)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"accounts:\n  - name: archive\n    maildir: {root}\n"
+                   "    folders: [Gone, INBOX]\n"
+                   "team:\n  addresses: [support@example.com]\n")
+    config = load_config(cfg)
+    db = open_db(config.db_path)
+    res = sync(db, config, NOW)
+    assert [f.folder for f in res.failed] == ["Gone"]
+    assert res.new == 88  # INBOX and Sent synced after it
+    row = db.execute("SELECT last_error FROM folders WHERE folder = 'Gone'").fetchone()
+    assert "no such Maildir folder" in row[0]
 
 
 def test_the_capability_stripping_proxy_takes_out_one_word_only():

@@ -54,6 +54,8 @@ def sync_command(app: App, full: bool, accounts: tuple[str, ...]) -> None:
     """Fetch new mail, flag changes and removals from the configured folders."""
     result = run_sync(app, full=full, accounts=accounts)
     app.echo(result.summary(), err=True)
+    if (failure := result.failure()) is not None:  # the other folders are synced and kept
+        raise failure
 
 
 COMMANDS = [sync_command]
