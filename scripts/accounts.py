@@ -3,8 +3,9 @@
 Two configs sharing one database and both calling their mailbox ``default`` would mix two
 mailboxes: every sync would look like a UIDVALIDITY change and fetch everything again, and
 the acknowledgements and replies of one would act on the other's mail.  So the first sync
-of an account records its identity (server, port and user, or the local path), and a later
-sync under that name with another identity is refused.  Renaming a recorded account, or
+of an account records its identity (server and user, or the local path; not the port,
+which changes with ``security:``), and a later sync under that name with another identity
+is refused.  Renaming a recorded account, or
 accepting that its mailbox moved, is an explicit command (``triage account``).
 """
 
@@ -23,7 +24,7 @@ from .store import iso
 def identity(account: AccountConfig) -> str:
     """The mailbox an account block names, as one string (no secret in it)."""
     if account.source == "imap":
-        return f"imap://{account.username}@{account.host.lower()}:{account.port}"
+        return f"imap://{account.username}@{account.host.lower()}"
     return f"{account.source}:{account.path}"
 
 
@@ -36,22 +37,27 @@ def _recorded_identity(db: sqlite_utils.Database, name: str) -> str | None:
     return row[0] if row else None
 
 
-def check_identity(db: sqlite_utils.Database, account: AccountConfig, now: dt.datetime) -> None:
-    """Record the account's identity on its first sync; ConfigError when the database holds
-    another mailbox under this name."""
+def check_identity(db: sqlite_utils.Database, account: AccountConfig) -> bool:
+    """ConfigError when the database holds another mailbox under this account's name; False
+    when it holds none yet (:func:`record_identity` once a sync of it succeeded)."""
     ours = identity(account)
     theirs = _recorded_identity(db, account.name)
     if theirs is None:
-        with db.atomic():
-            db.execute("INSERT OR IGNORE INTO accounts (name, identity, recorded_at) "
-                       "VALUES (?, ?, ?)", [account.name, ours, iso(now)])
-        return
+        return False
     if theirs != ours:
         raise ConfigError(
             account.config_file, account.key_prefix,
             f"account {account.name!r} is {ours}, but the database holds {theirs} under that "
             "name: give this mailbox a database of its own (db:) or another account name, "
             f"or if the mailbox moved, run: triage account adopt {account.name}")
+    return True
+
+
+def record_identity(db: sqlite_utils.Database, account: AccountConfig, now: dt.datetime) -> None:
+    """The first successful sync of an account binds its name to its mailbox."""
+    with db.atomic():
+        db.execute("INSERT OR IGNORE INTO accounts (name, identity, recorded_at) "
+                   "VALUES (?, ?, ?)", [account.name, identity(account), iso(now)])
 
 
 def rename(db: sqlite_utils.Database, old: str, new: str) -> None:

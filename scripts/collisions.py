@@ -71,13 +71,15 @@ def look_before_sending(db: sqlite_utils.Database, config: Config, thread_ids: S
                         now: dt.datetime, sync: Callable[..., Any]) -> dict[int, list[Change]]:
     """Sync the accounts holding these threads, then say for each thread what is new in it
     and which teammate drafts it has.  ``sync`` is :func:`mailtriage.sync.sync`; its
-    failure (a SyncError) means nobody can tell, and the caller must not send."""
+    failure (a SyncError, also a folder the server refused) means nobody can tell, and the
+    caller must not send.  Accounts no longer in the config are not looked at."""
     before = _messages(db, thread_ids)
+    configured = {a.name for a in config.accounts}
     accounts = sorted({r[0] for r in query_rows(
         db, "SELECT DISTINCT l.account FROM locations l JOIN messages m ON m.id = l.message "
-            "WHERE m.thread_id IN ({in})", list(thread_ids))})
-    if accounts:
-        sync(db, config, now, accounts=accounts)
+            "WHERE m.thread_id IN ({in})", list(thread_ids))} & configured)
+    if accounts and (failure := sync(db, config, now, accounts=accounts).failure()):
+        raise failure
     current = {tid: resolve_thread_id(db, tid) or tid for tid in thread_ids}
     after = _messages(db, set(current.values()))
     ours = {r[0] for r in db.execute("SELECT message_id FROM outbox WHERE message_id IS NOT NULL")}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from .addresses import is_valid
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .files import check_file
 from .rules import Rule, compile_rules
 from .sla import BusinessHours
@@ -181,6 +182,16 @@ class Config:
                 return account
         raise KeyError(name)
 
+    def accounts_named(self, names: Collection[str]) -> list[AccountConfig]:
+        """The accounts called ``names``, in config order (all of them when none is named);
+        a name that is none of them is a UsageError: syncing nothing must not look fine."""
+        known = [a.name for a in self.accounts]
+        for name in names:
+            if name not in known:
+                raise UsageError(f"no account named {name!r} in {self.path} "
+                                 f"(its accounts: {', '.join(known)})")
+        return [a for a in self.accounts if not names or a.name in names]
+
 
 def _no_literal_password(section: Section) -> None:
     if section.has("password"):
@@ -200,7 +211,7 @@ def _read_server(section: Section, server: ServerConfig, base: Path,
     server.port = section.get("port", int, ports[server.security])
     if not 0 < server.port < 65536:
         raise section.error("port", f"expected a port number, got {server.port}")
-    server.ca_file = section.path_value("ca_file", base)
+    server.ca_file = section.existing_file("ca_file", base)
     server.auth = section.choice("auth", ("login", "xoauth2"), server.auth)
     server.password_env = section.get("password_env", str)
     server.password_cmd = section.command("password_cmd")

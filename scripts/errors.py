@@ -39,15 +39,33 @@ class UsageError(MailtriageError):
 
 
 class SyncError(MailtriageError):
-    """A run-time failure talking to the mail server."""
+    """A run-time failure talking to the mail server.  ``retry``: whether reconnecting in a
+    few seconds may help (a dropped connection, a timeout); the subclasses below will not."""
+
+    retry = True
 
 
 class AuthError(SyncError):
     """Authentication failed: never retried, it would lock the account."""
 
+    retry = False
+
 
 class TrustError(AuthError):
-    """The server's TLS certificate is not trusted: retrying cannot help, so it is not."""
+    """The connection cannot be trusted (a certificate not trusted or for another name, no
+    STARTTLS offered): retrying cannot help, so it is not."""
+
+
+class FolderError(SyncError):
+    """The server refused one folder (renamed, deleted, no access): recorded on that folder
+    while the others sync; a reconnect would get the same answer, so it is not retried."""
+
+    retry = False
+
+    def __init__(self, folder: str, reason: str):
+        self.folder = folder
+        self.reason = reason
+        super().__init__(f"folder {folder!r}: {reason}")
 
 
 class NotFound(MailtriageError):

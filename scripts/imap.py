@@ -8,34 +8,90 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import imaplib
 import logging
 import socket
 import ssl
 from collections.abc import Sequence
 from typing import Any
 
-from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient import IMAPClient, imap4, tls
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
 from . import credentials, fetchparse
-from .config import AccountConfig
-from .errors import AuthError, SyncError, TrustError
+from .config import AccountConfig, ServerConfig
+from .errors import AuthError, ConfigError, FolderError, SyncError, TrustError
 from .parse import BODY_PREFIX_BYTES, HEADER_FIELDS
 from .source import Fetched, FlagChanges, FolderStatus
 
 log = logging.getLogger(__name__)
 
 REPORT_BYTES = 65536  # of a delivery report: enough for the original's headers
+# OpenSSL's X509_V_ERR_* codes: an issuer nobody told us about (a private CA helps) ...
+_UNKNOWN_ISSUER = {2, 18, 19, 20, 21}
+# ... and a certificate for another name (HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH): no CA helps
+_NAME_MISMATCH = {62, 64}
 
 
-def ssl_context(ca_file: Any = None) -> ssl.SSLContext:
-    """Verifying context: the system store, plus ``ca_file`` for a private CA."""
+def ssl_context(server: ServerConfig) -> ssl.SSLContext:
+    """Verifying context: the system store, plus ``ca_file`` for a private CA.  A file that
+    is not a CA is the config's fault (exit 2, not retried)."""
     ctx = ssl.create_default_context()
-    if ca_file:
-        ctx.load_verify_locations(cafile=str(ca_file))
+    if server.ca_file:
+        try:
+            ctx.load_verify_locations(cafile=str(server.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(server.config_file, f"{server.key_prefix}.ca_file",
+                              f"cannot load {server.ca_file}: {describe_error(exc)}") from None
     return ctx
+
+
+def certificate_problem(exc: ssl.SSLCertVerificationError, server: ServerConfig) -> str:
+    """Why the certificate was refused, with the fix that fits: ``ca_file`` only helps when
+    the issuer is unknown, never when the certificate is for another name."""
+    why = exc.verify_message or describe_error(exc)
+    if exc.verify_code in _NAME_MISMATCH:
+        return (f"TLS certificate does not match the host name asked for, {server.host!r} "
+                f"({server.key_prefix}.host): use a name the certificate is for")
+    if exc.verify_code in _UNKNOWN_ISSUER:
+        return (f"TLS certificate not trusted ({why}); "
+                f"set {server.key_prefix}.ca_file for a private CA")
+    return f"TLS certificate not trusted ({why})"
+
+
+class GreetingTimeout(TimeoutError):
+    """Connected, but the server said nothing within the timeout (a stalled server)."""
+
+
+class _Greeted:
+    """Tells a greeting that never came from a connection that never opened: imaplib reads
+    the greeting in ``_connect``, after ``open`` made the TCP (and TLS) connection."""
+
+    def _connect(self) -> None:
+        try:
+            super()._connect()  # type: ignore[misc]  # imaplib's, private (not in typeshed)
+        except TimeoutError:
+            raise GreetingTimeout() from None
+
+
+class _PlainIMAP4(_Greeted, imap4.IMAP4WithTimeout):
+    pass
+
+
+class _TLSIMAP4(_Greeted, tls.IMAP4_TLS):
+    pass
+
+
+class _Client(IMAPClient):
+    """IMAPClient whose connection reports a missing greeting as :class:`GreetingTimeout`."""
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:
+        timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _TLSIMAP4(self.host, self.port, self.ssl_context, timeout)
+        return _PlainIMAP4(self.host, self.port, timeout)
 
 
 def _text(value: Any) -> str:
@@ -64,24 +120,23 @@ class IMAPSession:
         # Resolve the secret first: a missing one is a config error (exit 2), not a network one.
         secret = (credentials.oauth2_token(acc) if acc.auth == "xoauth2"
                   else credentials.password(acc))
+        ctx = ssl_context(acc)
         try:
-            ctx = ssl_context(acc.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise SyncError(f"{acc.key_prefix}.ca_file: cannot load {acc.ca_file}: {exc}") from None
-        try:
-            client = IMAPClient(
+            client = _Client(
                 acc.host, port=acc.port, ssl=acc.security == "ssl",
                 ssl_context=ctx if acc.security == "ssl" else None, timeout=acc.timeout,
             )
-            client.normalise_times = False
-            if acc.security == "starttls":
-                client.starttls(ctx)
         except ssl.SSLCertVerificationError as exc:
-            raise TrustError(f"{where}: TLS certificate not trusted ({exc.verify_message}); "
-                             f"set {acc.key_prefix}.ca_file for a private CA") from None
+            raise TrustError(f"{where}: {certificate_problem(exc, acc)}") from None
+        except GreetingTimeout:
+            raise SyncError(f"{where}: connected, but timed out after {acc.timeout:g} s waiting "
+                            "for the server's greeting") from None
         except (OSError, IMAPClientError, ssl.SSLError) as exc:
             raise SyncError(f"{where}: cannot connect: {describe_error(exc)}") from None
         self.client = client
+        client.normalise_times = False
+        if acc.security == "starttls":
+            self._starttls(ctx)
         try:
             if acc.auth == "xoauth2":
                 client.oauth2_login(acc.username, secret)
@@ -101,6 +156,33 @@ class IMAPSession:
         elif "CONDSTORE" in self.capabilities:
             with contextlib.suppress(IMAPClientError):
                 client.enable("CONDSTORE")
+
+    def _starttls(self, ctx: ssl.SSLContext) -> None:
+        """Upgrade to TLS before anything secret is sent; a server that does not offer it is
+        refused for good (whoever stripped it from the capabilities will strip it again)."""
+        acc, client = self.account, self._c()
+        where = f"{acc.host}:{acc.port}"
+        try:
+            offered = client.has_capability("STARTTLS")
+            if offered:
+                client.starttls(ctx)
+        except ssl.SSLCertVerificationError as exc:
+            self._abandon()
+            raise TrustError(f"{where}: {certificate_problem(exc, acc)}") from None
+        except (OSError, IMAPClientError, ssl.SSLError) as exc:
+            self._abandon()
+            raise SyncError(f"{where}: cannot connect: {describe_error(exc)}") from None
+        if not offered:
+            self._abandon()
+            raise TrustError(f"{where}: the server does not offer STARTTLS "
+                             f"({acc.key_prefix}.security: starttls); not logging in without TLS")
+
+    def _abandon(self) -> None:
+        """Drop the connection without a LOGOUT: it is not one to talk on any more."""
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.shutdown()
+            self.client = None
 
     def close(self) -> None:
         if self.client is None:
@@ -191,7 +273,7 @@ class IMAPSession:
         try:
             st = self._c().folder_status(folder, what)
         except IMAPClientError as exc:
-            raise SyncError(f"folder {folder!r}: {describe_error(exc)}") from None
+            raise self._refused(folder, exc) from None
         return FolderStatus(
             uidvalidity=int(st[b"UIDVALIDITY"]), uidnext=int(st[b"UIDNEXT"]),
             messages=int(st[b"MESSAGES"]),
@@ -207,9 +289,25 @@ class IMAPSession:
         try:
             info = self._c().select_folder(folder, readonly=True)
         except IMAPClientError as exc:
-            raise SyncError(f"folder {folder!r}: {describe_error(exc)}") from None
+            raise self._refused(folder, exc) from None
         self.selected = folder
         return _status(info)
+
+    def _refused(self, folder: str, exc: IMAPClientError) -> SyncError:
+        """What a failed STATUS or EXAMINE means: a broken connection is every folder's
+        problem (retried); a NO is this folder's (:class:`FolderError`), and a LIST tells
+        a folder that is gone (Dovecot's NO says nothing machine-readable) from one refused."""
+        if isinstance(exc, IMAPClientAbortError):
+            return SyncError(f"folder {folder!r}: connection lost: {describe_error(exc)}")
+        self.selected = None  # a failed EXAMINE leaves no folder selected (RFC 3501)
+        try:
+            exists = self._c().folder_exists(folder)
+        except IMAPClientError as again:
+            return SyncError(f"folder {folder!r}: connection lost: {describe_error(again)}")
+        if not exists:
+            return FolderError(folder, "not on the server (renamed or deleted?): restore it "
+                               f"or change {_folder_key(self.account, folder)}")
+        return FolderError(folder, f"refused by the server: {describe_error(exc)}")
 
     def _examine_qresync(self, folder: str, known: tuple[int, int]) -> FolderStatus:
         # imapclient has no API for SELECT parameters (RFC 7162): send it through imaplib
@@ -222,10 +320,10 @@ class IMAPSession:
             typ, data = imap._simple_command(
                 "EXAMINE", c._normalise_folder(folder), f"(QRESYNC ({known[0]} {known[1]}))")
         except IMAPClientError as exc:
-            raise SyncError(f"folder {folder!r}: {describe_error(exc)}") from None
+            raise self._refused(folder, exc) from None
         if typ != "OK":
-            why = describe_error(Exception(data[-1] if data else typ))
-            raise SyncError(f"folder {folder!r}: {why}")
+            imap.state = "AUTH"  # as imaplib's select() does: no folder is selected now
+            raise self._refused(folder, IMAPClientError(_text(data[-1] if data else typ)))
         imap.state = "SELECTED"
         vanished = imap.untagged_responses.pop("VANISHED", [])
         imap.untagged_responses.pop("FETCH", None)  # changed flags: changed_flags() reads them
@@ -332,6 +430,15 @@ class IMAPSession:
             self._c().append(folder, raw, flags=tuple(flags), msg_time=when)
         except IMAPClientError as exc:
             raise SyncError(f"APPEND to {folder!r} failed: {describe_error(exc)}") from None
+
+
+def _folder_key(account: AccountConfig, folder: str) -> str:
+    """The config key that names ``folder``, for the message that asks to fix it."""
+    if folder not in account.folders and folder == account.sent_folder:
+        return f"{account.key_prefix}.sent_folder"
+    if folder not in account.folders and folder == account.drafts_folder:
+        return f"{account.key_prefix}.drafts_folder"
+    return f"{account.key_prefix}.folders"
 
 
 def _special(listing: list[tuple[tuple[str, ...], str]], flag: str,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import AccountConfig
-from .errors import SyncError
+from .errors import FolderError, SyncError
 from .imap import REPORT_BYTES
 from .parse import BODY_PREFIX_BYTES
 from .source import Fetched, FlagChanges, FolderStatus
@@ -117,7 +117,7 @@ class LocalSession:
         else:
             fdir = self._folder_dir(folder)
             if fdir is None:
-                raise SyncError(f"folder {folder!r}: no such Maildir folder under {root}")
+                raise FolderError(folder, f"no such Maildir folder under {root}")
             for sub in ("new", "cur"):
                 d = fdir / sub
                 if not d.is_dir():

@@ -76,6 +76,17 @@ def forget(db: sqlite_utils.Database, account: str, folder: str, validity: int,
     return removed
 
 
+def folder_failed(db: sqlite_utils.Database, account: str, folder: str, error: str,
+                  role: str | None) -> None:
+    """Keep why a folder could not be synced on its row (made if it never synced), for the
+    report; the rest of the row, the last good sync, stays.  Its own transaction."""
+    with db.atomic():
+        db.execute(
+            "INSERT INTO folders (account, folder, last_error, role) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(account, folder) DO UPDATE SET last_error = excluded.last_error",
+            [account, folder, error, role])
+
+
 def save_progress(db: sqlite_utils.Database, account: str, folder: str, validity: int,
                  last_uid: int) -> None:
     db.execute(

@@ -1,7 +1,7 @@
 """``triage run`` as a library: what cron does every few minutes.
 
-1. Sync every account (one failing account does not stop the others; its
-   error is written to ``folders.last_error`` so the report shows it).
+1. Sync every account (one failing account, or folder, does not stop the others;
+   its error is written to ``folders.last_error`` so the report shows it).
 2. Optional automatic acknowledgements (``auto_ack:``), only when every sync
    succeeded: acknowledging on stale data could answer a thread the team
    already answered.  Each thread is on its own (see :func:`auto_acknowledge`).
@@ -118,11 +118,14 @@ def sync_all(db: sqlite_utils.Database, config: Config, now: dt.datetime, result
     sync_fn = sync_fn or sync_mod.sync
     for account in config.accounts:
         try:
-            result.synced.append(sync_fn(db, config, now, accounts=[account.name],
-                                         refresh=False))
+            synced = sync_fn(db, config, now, accounts=[account.name], refresh=False)
         except (ConfigError, SyncError) as exc:  # this account only: the others still sync
             result.failed("" if isinstance(exc, ConfigError) else f"sync {account.name}", exc)
             _record_sync_error(db, config, account.name, str(exc))
+            continue
+        result.synced.append(synced)
+        if (failure := synced.failure()) is not None:  # recorded on its folders already
+            result.failed("sync", failure)
     # once for all accounts; states still move for the accounts that did sync
     refresh(db, config, now)
 

@@ -30,8 +30,8 @@ from types import TracebackType
 
 from . import credentials
 from .config import SMTPConfig
-from .errors import DeliveryUnknown, NotSent
-from .imap import ssl_context
+from .errors import ConfigError, DeliveryUnknown, NotSent
+from .imap import certificate_problem, ssl_context
 
 Refused = dict[str, str]  # recipient -> the server's answer
 
@@ -46,8 +46,6 @@ def _describe(exc: BaseException) -> str:
         text = "recipient refused: " + "; ".join(parts)
     elif isinstance(exc, smtplib.SMTPResponseException):
         text = f"server said {_answer(exc.smtp_code, exc.smtp_error)}"
-    elif isinstance(exc, ssl.SSLCertVerificationError):
-        text = f"TLS certificate not trusted ({exc.verify_message}); set ca_file for a private CA"
     elif isinstance(exc, socket.timeout | TimeoutError):
         text = "timed out"
     else:
@@ -93,10 +91,9 @@ class Mailer:
     def _connect(self) -> smtplib.SMTP:
         cfg = self.cfg
         try:
-            ctx = ssl_context(cfg.ca_file) if cfg.security != "none" else None
-        except (OSError, ssl.SSLError) as exc:
-            raise NotSent(f"{cfg.key_prefix}.ca_file: cannot load {cfg.ca_file}: "
-                          f"{_describe(exc)}", permanent=True, connection=True) from None
+            ctx = ssl_context(cfg) if cfg.security != "none" else None
+        except ConfigError as exc:  # a ca_file that is no CA: no send can work
+            raise NotSent(str(exc), permanent=True, connection=True) from None
         client: smtplib.SMTP | None = None
         try:
             if cfg.security == "ssl":
@@ -110,6 +107,10 @@ class Mailer:
         except smtplib.SMTPAuthenticationError as exc:
             _close(client)
             raise NotSent(f"{self.where}: login failed for {cfg.username} ({_describe(exc)})",
+                          connection=True) from None
+        except ssl.SSLCertVerificationError as exc:
+            _close(client)
+            raise NotSent(f"{self.where}: {certificate_problem(exc, cfg)}",
                           connection=True) from None
         except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
             _close(client)

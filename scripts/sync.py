@@ -20,9 +20,9 @@ import sqlite_utils
 from imapclient.exceptions import IMAPClientError
 
 from . import mailstore, parse, triage
-from .accounts import check_identity
+from .accounts import check_identity, record_identity
 from .config import AccountConfig, Config
-from .errors import AuthError, SyncError
+from .errors import FolderError, SyncError
 from .imap import IMAPSession, describe_error
 from .local import LocalSession
 from .pipeline import prefetch
@@ -50,6 +50,7 @@ class FolderResult:
     unchanged: bool = False
     parse_errors: int = 0
     bounces: int = 0
+    error: str | None = None  # why the server refused this folder; the others still synced
 
 
 @dataclass
@@ -59,6 +60,22 @@ class SyncResult:
     @property
     def new(self) -> int:
         return sum(f.new for f in self.folders)
+
+    @property
+    def failed(self) -> list[FolderResult]:
+        return [f for f in self.folders if f.error]
+
+    def failure(self) -> SyncError | None:
+        """The refused folders as one error (exit 1, so cron notices); the other folders
+        were synced and committed all the same."""
+        failed = self.failed
+        if not failed:
+            return None
+        each = "; ".join(f"{f.account}/{f.folder}: {f.error}" for f in failed)
+        head = f"{len(failed)} folders not synced: " if len(failed) > 1 else ""
+        others = len(self.folders) - len(failed)
+        tail = f" (the other {others} synced)" if others else ""
+        return SyncError(f"{head}{each}{tail}")
 
     def summary(self) -> str:
         parts = [f"{self.new} new message{'s' if self.new != 1 else ''}"]
@@ -74,7 +91,8 @@ class SyncResult:
         if any(f.uidvalidity_changed for f in self.folders):
             parts.append("UIDVALIDITY changed: folder re-mapped")
         folders = len(self.folders)
-        return f"synced {folders} folder{'s' if folders != 1 else ''}: " + ", ".join(parts)
+        done = f"{folders - len(self.failed)} of {folders}" if self.failed else str(folders)
+        return f"synced {done} folder{'s' if folders != 1 else ''}: " + ", ".join(parts)
 
 
 def extra_headers(config: Config) -> list[str]:
@@ -107,9 +125,7 @@ def sync(
 ) -> SyncResult:
     """Sync every (or the named) account, then bring threads and states up to date."""
     result = SyncResult()
-    for account in config.accounts:
-        if accounts and account.name not in accounts:
-            continue
+    for account in config.accounts_named(accounts or ()):
         if account.source == "imap" and account.security == "none" and not account.is_loopback:
             security_log.warning(
                 "%s.security: none: the password and mail cross the network to %s in clear "
@@ -126,24 +142,19 @@ def _sync_account(db: sqlite_utils.Database, config: Config, account: AccountCon
                   progress: Progress | None, open_source: SourceFactory, retries: int,
                   sleep: Callable[[float], None]) -> None:
     """Every folder of one account.  A transient failure reconnects and resumes with the
-    folders not yet done (bounded, with backoff); an authentication failure is raised at
-    once: retrying would lock the account."""
-    check_identity(db, account, now)
+    folders not yet done (bounded, with backoff); one that will not pass by itself (a
+    refused login, an untrusted server: ``SyncError.retry``) is raised at once: retrying
+    would lock the account or change nothing."""
+    known = check_identity(db, account)
     partial: dict[str, FolderResult] = {}  # kept across retries, so counts add up
     for attempt in range(retries + 1):
-        done = {f.folder for f in result.folders if f.account == account.name}
         try:
             with open_source(account, config) as source:
-                for folder, role in source.resolve_folders().items():
-                    if folder in done:
-                        continue
-                    res = partial.setdefault(folder, FolderResult(account.name, folder))
-                    sync_folder(db, config, source, account.name, folder, now,
-                                full=full, progress=progress, res=res, role=role)
-                    result.folders.append(res)
+                _sync_folders(db, config, source, account.name, now, result, partial,
+                              full=full, progress=progress)
+            if not known:
+                record_identity(db, account, now)
             return
-        except AuthError:
-            raise
         except (SyncError, OSError, EOFError, IMAPClientError) as exc:
             # IMAPClientError: a connection cut mid-response surfaces as imaplib's abort
             # ("socket error: EOF"), not as an OSError.
@@ -151,11 +162,30 @@ def _sync_account(db: sqlite_utils.Database, config: Config, account: AccountCon
                 failure: SyncError = exc
             else:
                 failure = SyncError(f"{account.name}: connection lost: {describe_error(exc)}")
-            if attempt == retries:
+            if not failure.retry or attempt == retries:
                 raise failure from None
             log.warning("%s: %s; retrying (%d of %d)", account.name, failure, attempt + 1,
                         retries)
             sleep(min(MAX_BACKOFF, 2.0 ** (attempt + 1)))
+
+
+def _sync_folders(db: sqlite_utils.Database, config: Config, source: Source, account: str,
+                  now: dt.datetime, result: SyncResult, partial: dict[str, FolderResult], *,
+                  full: bool, progress: Progress | None) -> None:
+    """The folders not done yet.  One the server refuses (renamed, deleted) is recorded on
+    its row and in ``result``, and the others sync: one folder must not stop the rest."""
+    done = {f.folder for f in result.folders if f.account == account}
+    for folder, role in source.resolve_folders().items():
+        if folder in done:
+            continue
+        res = partial.setdefault(folder, FolderResult(account, folder))
+        try:
+            sync_folder(db, config, source, account, folder, now, full=full,
+                        progress=progress, res=res, role=role)
+        except FolderError as exc:
+            res.error = exc.reason
+            mailstore.folder_failed(db, account, folder, exc.reason, role)
+        result.folders.append(res)
 
 
 def sync_folder(

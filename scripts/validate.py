@@ -135,6 +135,15 @@ class Section:
         value = self.get(name, str)
         return resolve_path(base, value) if value else None
 
+    def existing_file(self, name: str, base: Path) -> Path | None:
+        """A path that must name a file now: a typo in it would otherwise show only at the
+        first connection, looking like a network failure."""
+        path = self.path_value(name, base)
+        if path is not None and not path.is_file():
+            raise self.error(name, f"{'not a file' if path.exists() else 'file not found'}: "
+                                   f"{path}")
+        return path
+
     def section(self, name: str) -> Section:
         return Section(self.data.pop(name, None), self.file, self.path(name), self.make_error)
 

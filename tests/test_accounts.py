@@ -61,8 +61,8 @@ def test_a_second_mailbox_under_the_same_name_is_refused(tmp_path, dovecot, requ
     ok(cfg_b, "sync")
     assert _subjects(db) == {"Alice's customer", "Bob's customer"}
     listed = {r["name"]: r["identity"] for r in json.loads(ok(cfg_b, "account", "--json").stdout)}
-    assert listed == {"alice": f"imap://{alice.username}@{alice.host}:{alice.port}",
-                      "default": f"imap://{bob.username}@{bob.host}:{bob.port}"}
+    assert listed == {"alice": f"imap://{alice.username}@{alice.host}",
+                      "default": f"imap://{bob.username}@{bob.host}"}
     assert triage(cfg_b, "account", "rename", "default", "alice").exit_code == 2  # taken
     assert triage(cfg_b, "account", "rename", "nosuch", "x").exit_code == 1
 
@@ -70,10 +70,11 @@ def test_a_second_mailbox_under_the_same_name_is_refused(tmp_path, dovecot, requ
 def test_a_mailbox_that_moved_is_adopted_explicitly(tmp_path, mailbox, dovecot, monkeypatch):
     mailbox.append("INBOX", mail(msgid="m1@c.test", subject="Moved"))
     monkeypatch.setenv("TEST_IMAP_PASSWORD", mailbox.password)
-    cfg = write_config(tmp_path, mailbox)
-    ok(cfg, "sync")
-    with FaultProxy(dovecot.host, dovecot.port) as proxy:  # the same server, a new address
-        cfg = write_config(tmp_path, mailbox, imap={"port": proxy.port})
+    with FaultProxy(dovecot.host, dovecot.port) as proxy:
+        ok(write_config(tmp_path, mailbox, imap={"port": proxy.port}), "sync")
+    ok(write_config(tmp_path, mailbox), "sync")  # another port (ssl, starttls): the same one
+    with FaultProxy(dovecot.host, dovecot.port, listen_host="127.0.0.2") as proxy:
+        cfg = write_config(tmp_path, mailbox, imap={"host": "127.0.0.2", "port": proxy.port})
         res = triage(cfg, "sync")
         assert res.exit_code == 2 and "triage account adopt default" in res.stderr
         ok(cfg, "account", "adopt", "default")

@@ -19,6 +19,9 @@ USED = [
     (imaplib.IMAP4, "_command", ["self", "name", "args"]),
     (imaplib.IMAP4, "_command_complete", ["self", "name", "tag"]),
     (imaplib.IMAP4, "_untagged_response", ["self", "typ", "dat", "name"]),
+    # the greeting is read in _connect, after open(): GreetingTimeout wraps it
+    (imaplib.IMAP4, "_connect", ["self"]),
+    (IMAPClient, "_create_IMAP4", ["self"]),
 ]
 
 

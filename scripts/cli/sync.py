@@ -35,6 +35,7 @@ class _Bars:
 
 def run_sync(app: App, full: bool = False, accounts: tuple[str, ...] = ()) -> SyncResult:
     """Sync, with progress bars when a human is watching."""
+    app.config.accounts_named(accounts)  # an unknown name: exit 2 before the database opens
     bars = _Bars() if sys.stderr.isatty() and not app.quiet else None
     try:
         return sync(app.db, app.config, app.now, full=full, accounts=accounts or None,
@@ -57,6 +58,8 @@ def sync_command(app: App, full: bool, accounts: tuple[str, ...], wait: bool) ->
         return
     result = run_sync(app, full=full, accounts=accounts)
     app.echo(result.summary(), err=True)
+    if (failure := result.failure()) is not None:  # the other folders are synced and kept
+        raise failure
 
 
 COMMANDS = [sync_command]

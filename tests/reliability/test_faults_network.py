@@ -2,7 +2,8 @@
 
 * connections cut mid-FETCH at many byte offsets: the next sync completes and the database
   equals a clean sync (nothing lost, nothing doubled, the same threads);
-* a stalled server: `triage sync` gives up by `imap.timeout`, in one line, quickly;
+* a stalled server: `triage sync` gives up by `imap.timeout`, in one line, quickly; one that
+  never sends its greeting is said to be silent, not unreachable;
 * transient failures are retried a bounded number of times with growing backoff;
   a refused login is not retried at all.
 """
@@ -188,6 +189,27 @@ def test_stalled_server_times_out_in_one_line_then_recovers(
     db = open_db(load_config(cfg).db_path)
     assert db["locations"].count == count
     assert_sound(load_config(cfg).db_path)
+
+
+def test_a_server_that_never_greets_is_said_to_be_silent_not_unreachable(
+    tmp_path: Path, mailbox: Account, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The TCP connection opens and then nothing comes: say so, not "cannot connect"."""
+    from mailtriage.cli import sync as cmd_sync
+
+    monkeypatch.setenv(PASSWORD_VAR, mailbox.password)
+    sleeps: list[float] = []
+    monkeypatch.setattr(cmd_sync, "sync", functools.partial(sync_mod.sync, sleep=sleeps.append))
+    cfg = write_config(tmp_path, via(proxy, mailbox), imap={"timeout": 1})
+    proxy.default = Stall(after=0)
+    res = triage(cfg, "sync", now=None)
+    assert res.exit_code == 1, res.output
+    errors = [line for line in res.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: {proxy.host}:{proxy.port}: connected, but timed out after 1 s "
+                      "waiting for the server's greeting"], res.stderr
+    assert "cannot connect" not in res.stderr
+    assert proxy.accepted == 3 and sleeps == [2.0, 4.0]  # a stall may pass: still retried
+    assert all(c.faulted and c.to_server == 0 for c in proxy.connections)
 
 
 def test_transient_failures_are_retried_with_growing_backoff(

@@ -10,6 +10,8 @@ fault queued with :meth:`FaultProxy.schedule` is used, else :attr:`FaultProxy.de
 * :class:`Stall` forwards ``after`` bytes server->client, then forwards nothing more in either
   direction but keeps both sockets open: the client has to notice by its own timeout.
 * :class:`Refuse` closes the connection right after accepting it.
+* :class:`StripCapability` forwards everything but one capability, which it removes from the
+  greeting and every CAPABILITY list (a downgrade, as by a middlebox that strips STARTTLS).
 
 Everything runs in daemon threads; :meth:`FaultProxy.stop` closes every socket and joins every
 thread, so no test leaks threads or file descriptors.  Plain Python, no pytest.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import socket
 import sqlite3
 import threading
@@ -58,7 +61,20 @@ class Refuse:
     """Close the connection as soon as it is accepted."""
 
 
-Fault = Pass | Cut | Stall | Refuse
+@dataclass(frozen=True)
+class StripCapability:
+    """Forward everything, with ``name`` taken out of every capability list the server sends."""
+
+    name: str = "STARTTLS"
+
+    def rewrite(self, line: bytes) -> bytes:
+        if b"CAPABILITY" not in line.upper():
+            return line
+        return re.sub(rb" " + re.escape(self.name.encode()) + rb"(?=[ \]\r])", b"", line,
+                      flags=re.IGNORECASE)
+
+
+Fault = Pass | Cut | Stall | Refuse | StripCapability
 
 
 @dataclass
@@ -81,6 +97,8 @@ class _Connection:
         self.upstream: socket.socket | None = None
         self.closed = threading.Event()
         self.lock = threading.Lock()
+        self.partial = b""  # StripCapability: a server line not complete yet
+        self.tls = False  # StripCapability: the client asked for STARTTLS; bytes from now on
 
     def close(self) -> None:
         with self.lock:
@@ -122,6 +140,8 @@ class _Connection:
                     break
                 if self._stalled():
                     continue  # swallow: a stalled server answers nothing
+                if b"STARTTLS" in data.upper():
+                    self.tls = True
                 self.upstream.sendall(data)
                 self.record.to_server += len(data)
         except OSError:
@@ -143,6 +163,8 @@ class _Connection:
                 data = self.upstream.recv(CHUNK)
                 if not data:
                     break
+                if isinstance(fault, StripCapability):
+                    data = self._rewrite(fault, data)
                 if limit is not None:
                     data = data[: limit - self.record.to_client]
                 self.client.sendall(data)
@@ -152,6 +174,20 @@ class _Connection:
         except OSError:
             pass
         self.close()
+
+
+    def _rewrite(self, fault: StripCapability, data: bytes) -> bytes:
+        """Whole lines, rewritten; a partial one waits for the rest.  After STARTTLS the
+        bytes are TLS records: passed on as they come."""
+        if self.tls:
+            data, self.partial = self.partial + data, b""
+            return data
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()
+        out = b"".join(fault.rewrite(line + b"\n") for line in lines)
+        if out != b"".join(line + b"\n" for line in lines):
+            self.record.faulted = True
+        return out
 
 
 class FaultProxy:
