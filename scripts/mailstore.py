@@ -168,6 +168,15 @@ def _seen_outside_drafts(db: sqlite_utils.Database, message_ids: Sequence[int],
     db.conn.executemany("UPDATE threads SET dirty = 1 WHERE id = ?", [(t,) for _m, t in changed])
 
 
+def _mark_returning(db: sqlite_utils.Database, message_ids: Sequence[int]) -> None:
+    """Stored messages that were in no folder any more (their thread is gone) and are in
+    one again: their threads are recomputed, so they come back."""
+    returning = list(query_rows(
+        db, "SELECT DISTINCT m.thread_id FROM messages m WHERE m.id IN ({in}) "
+            "AND NOT EXISTS (SELECT 1 FROM locations l WHERE l.message = m.id)", message_ids))
+    db.conn.executemany("UPDATE threads SET dirty = 1 WHERE id = ?", returning)
+
+
 def store_batch(
     db: sqlite_utils.Database,
     config: Config,
@@ -229,8 +238,11 @@ def store_batch(
     if role == SENT and rows:  # a provider files a copy only of mail it accepted
         outbox.arrived_copies(db, [i for r in rows for i in (r["message_id"], r["original_id"])
                                    if i], now)
-    if known and role != DRAFTS:
-        _seen_outside_drafts(db, [ids[p.key] for _f, p in parsed if ids[p.key] in known], role)
+    if known:
+        again = [ids[p.key] for _f, p in parsed if ids[p.key] in known]
+        _mark_returning(db, again)
+        if role != DRAFTS:
+            _seen_outside_drafts(db, again, role)
     db.conn.executemany(
         "INSERT OR REPLACE INTO locations (account, folder, uidvalidity, uid, message, flags, "
         "modseq, internal_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

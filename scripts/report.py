@@ -88,7 +88,7 @@ def _brief(r: dict[str, Any], at_key: str) -> dict[str, Any]:
 
 
 def _activity(db: sqlite_utils.Database, p: dict[str, Any]) -> dict[str, Any]:
-    """Threads started and threads answered in the period."""
+    """Threads started, answered and gone in the period."""
     new_rows = list(db.query(
         "SELECT t.id, t.subject, t.customer, t.customer_name, t.first_at, s.state "
         "FROM threads t LEFT JOIN thread_state s ON s.thread_id = t.id "
@@ -103,9 +103,16 @@ def _activity(db: sqlite_utils.Database, p: dict[str, Any]) -> dict[str, Any]:
         "FROM threads t LEFT JOIN thread_state s ON s.thread_id = t.id "
         f"WHERE t.last_team_at >= :since OR EXISTS (SELECT 1 {sent}) "
         "ORDER BY answered_at, t.id", p))
+    gone_rows = list(db.query(
+        "SELECT t.id, t.subject, t.customer, t.customer_name, s.state, s.changed_at "
+        "FROM threads t JOIN thread_state s ON s.thread_id = t.id WHERE s.state = 'gone' "
+        "AND s.changed_at >= :since AND s.changed_at <= :now ORDER BY s.changed_at, t.id", p))
     return {
         "new": {"count": len(new_rows),
                 "threads": [_brief(r, "first_at") for r in new_rows[:LIST_CAP]]},
+        # threads whose mail all left the synced folders in the period: listed once
+        "gone": {"count": len(gone_rows),
+                 "threads": [_brief(r, "changed_at") for r in gone_rows[:LIST_CAP]]},
         "answered": {"count": len(answered_rows),
                      "threads": [_brief(r, "answered_at") for r in answered_rows[:LIST_CAP]]},
     }

@@ -1,9 +1,12 @@
 """Thread states, and the one place each rule about them is written.
 
 ``open`` (the customer waits on us), ``waiting`` (we answered), ``snoozed`` (hidden until a
-time), ``closed``.  A snooze runs out at its time, not at the next sync: a snoozed thread
-whose time has passed counts as open everywhere, through :func:`open_sql` in queries and
-:func:`effective` in Python.  Every change is written with its cause to ``history``.
+time), ``closed``, and ``gone``: none of its mail is left in a synced folder (expunged, or
+moved to a folder that is not synced), so nobody can answer it and it is never overdue; it
+takes the state its mail calls for again when the mail comes back.  A snooze runs out at
+its time, not at the next sync: a snoozed thread whose time has passed counts as open
+everywhere, through :func:`open_sql` in queries and :func:`effective` in Python.  Every
+change is written with its cause to ``history``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class State(StrEnum):
     WAITING = "waiting"
     SNOOZED = "snoozed"
     CLOSED = "closed"
+    GONE = "gone"
 
 
 STATES = tuple(s.value for s in State)
@@ -125,6 +129,20 @@ def follow_mail(db: sqlite_utils.Database, tid: int, s: Summary,
         set_state(db, tid, State.WAITING, at, "sync: answered", current=current)
     elif state == State.WAITING and waiting:
         set_state(db, tid, State.OPEN, at, "sync: customer wrote again", current=current)
+    return False
+
+
+def follow_presence(db: sqlite_utils.Database, tid: int, s: Summary,
+                    current: Mapping[str, Any], at: str, present: bool) -> bool:
+    """A thread whose mail all left the synced folders is gone (a closed one stays closed);
+    a gone one whose mail is back gets the state a new thread with this mail would.  True
+    when it changed the state (then :func:`follow_mail` has nothing to do)."""
+    state = current["state"]
+    if not present and state in (State.OPEN, State.WAITING, State.SNOOZED):
+        return set_state(db, tid, State.GONE, at,
+                         "sync: none of its mail is left in a synced folder", current=current)
+    if present and state == State.GONE:
+        return set_state(db, tid, first_state(s), at, "sync: its mail is back", current=current)
     return False
 
 

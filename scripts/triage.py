@@ -20,7 +20,7 @@ import sqlite_utils
 from . import bounces
 from .config import Config, TeamConfig
 from .senders import US, classify
-from .states import change_tags, first_state, follow_mail, wake_snoozed
+from .states import change_tags, first_state, follow_mail, follow_presence, wake_snoozed
 from .store import CHUNK, iso, parse_iso, query_in, query_rows
 from .subjects import normalize_subject
 from .summary import Event, summarize
@@ -39,6 +39,7 @@ class _ThreadFacts:
     events: list[Event] = field(default_factory=list)
     participants: set[str] = field(default_factory=set)
     subject: str = ""
+    present: bool = False  # some message of it is in a synced folder
 
 
 def _load_facts(db: sqlite_utils.Database, thread_ids: Sequence[int],
@@ -87,6 +88,9 @@ def _load_facts(db: sqlite_utils.Database, thread_ids: Sequence[int],
             facts[r["thread_id"]].events.append(Event(
                 at=at, kind=US, message_id=r["message_id"], to=[r["to_addr"]],
                 subject=r["subject"] or "", template=r["template"], synced=False))
+    for (tid,) in query_rows(db, "SELECT DISTINCT m.thread_id FROM messages m JOIN locations l "
+                                 "ON l.message = m.id WHERE m.thread_id IN ({in})", thread_ids):
+        facts[tid].present = True  # drafts count: what is in Drafts is still in the mailbox
     return facts
 
 
@@ -127,7 +131,8 @@ def refresh_threads(db: sqlite_utils.Database, config: Config, thread_ids: Seque
         current = current_states.get(tid)
         if current is None:
             first_states.append((tid, first_state(s).value, at))
-        elif follow_mail(db, tid, s, current, at):
+        elif not follow_presence(db, tid, s, current, at, f.present) \
+                and follow_mail(db, tid, s, current, at):
             result.reopened.append(tid)
         if s.automated:
             automated.append(tid)
