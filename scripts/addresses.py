@@ -27,6 +27,7 @@ from .text import MAX_HEADER_CHARS, decode_header, from_8bit, one_line
 
 MAX_ADDRESS_CHARS = 254  # RFC 5321 path limit
 MAX_LOCAL_CHARS = 64
+MAX_SHOWN = 320  # an element (or an invalid address) as written, kept for messages
 
 _TOKEN = re.compile(
     r'(?P<qs>"(?:[^"\\]|\\.)*(?:"|$))'  # quoted string (perhaps unterminated)
@@ -130,10 +131,13 @@ def check_sendable(addr: str) -> str:
 
 
 def read_list(value: str | None) -> tuple[Mailbox, ...]:
-    """Every element of an address header value (raw: encoded-words still encoded)."""
+    """Every element of an address header value (raw: encoded-words still encoded), read
+    whole: cutting a long one first could cut off the address (a megabyte of name before
+    ``<a@b>``).  The reading is linear; only values of ordinary length are cached."""
     if not value:
         return ()
-    return _read_cached(from_8bit(value[:MAX_HEADER_CHARS]))
+    value = from_8bit(value)
+    return _read(value) if len(value) > MAX_HEADER_CHARS else _read_cached(value)
 
 
 def addresses(value: str | None) -> list[str]:
@@ -147,9 +151,11 @@ def first(value: str | None) -> Mailbox | None:
     return found[0] if found else None
 
 
-@functools.lru_cache(maxsize=8192)
-def _read_cached(value: str) -> tuple[Mailbox, ...]:
+def _read(value: str) -> tuple[Mailbox, ...]:
     return tuple(m for m in (_mailbox(*element) for element in _split(value)) if m is not None)
+
+
+_read_cached = functools.lru_cache(maxsize=8192)(_read)
 
 
 Token = tuple[str, str]
@@ -210,7 +216,7 @@ def _mailbox(tokens: list[Token], raw: str) -> Mailbox | None:
     words = [(k, t) for k, t in tokens if not (k == "text" and not t.strip())]
     if not words:
         return None
-    text = one_line(raw)
+    text = one_line(raw, MAX_SHOWN)
     angles = [i for i, (k, _t) in enumerate(words) if k in ("angle", "open-angle")]
     comments = " ".join(t for k, t in words if k == "comment")
     if len(angles) > 1:
@@ -240,7 +246,7 @@ def _mailbox(tokens: list[Token], raw: str) -> Mailbox | None:
 
 
 def _as_written(addr: str) -> str:
-    return one_line(addr).lower()
+    return one_line(addr, MAX_SHOWN).lower()
 
 
 def _name(words: list[Token]) -> str:

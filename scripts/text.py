@@ -17,7 +17,12 @@ from typing import Any
 
 MAX_HEADER_CHARS = 64 * 1024  # longer values are cut before decoding (DoS guard)
 
-_CONTROL_TABLE = {c: None for c in [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0)]}
+# Characters that make text lie on screen: bidi controls reorder it (``\u202egnp.exe``
+# shows as ``exe.png``), zero-width ones hide inside it, tag characters carry hidden text.
+INVISIBLE = [0x061C, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, *range(0x202A, 0x202F), 0x2060,
+             *range(0x2066, 0x206A), 0xFEFF, *range(0xE0000, 0xE0080)]
+_CONTROL_TABLE = {c: None for c in [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0),
+                                    *INVISIBLE]}
 _CONTROL_TABLE_KEEP_NL = {c: v for c, v in _CONTROL_TABLE.items() if c != 0x0A}
 # CSI (ESC [ or 8-bit 0x9B) sequences, OSC/DCS/PM/APC strings, then any other ESC + one char.
 _ESCAPE_RE = re.compile(
@@ -31,8 +36,9 @@ _LINE_BREAKS = re.compile(r"[\r\n\v\f\x85\u2028\u2029]+")
 def clean_text(s: str, *, keep_newlines: bool = False) -> str:
     """Remove control characters so untrusted text is safe to print on a terminal.
 
-    Drops C0 controls except tab (and newline with ``keep_newlines``), DEL, C1 controls and
-    whole escape sequences (so ``ESC [ 2 J`` does not leave ``[2J`` behind).
+    Drops C0 controls except tab (and newline with ``keep_newlines``), DEL, C1 controls,
+    whole escape sequences (so ``ESC [ 2 J`` does not leave ``[2J`` behind) and the
+    :data:`INVISIBLE` characters.
     """
     if s.isprintable():
         return s

@@ -311,3 +311,39 @@ def test_hostile_address_headers_never_raise_and_never_reach_the_wire(
         raw = next(m.raw for m in smtp_server.messages if m.rcpt_tos == rcpts)
         top = raw.split(b"\r\n\r\n", 1)[0]
         assert b"\x00" not in top and b"\nBcc:" not in top.replace(b"\r\n", b"\n")
+
+
+def test_a_quoted_local_part_is_answered_end_to_end(tmp_path, mailbox, smtp_server, monkeypatch):
+    """``"x, y"@cust.test`` is one valid address: synced, answered, and on the wire whole."""
+    customer(mailbox, "q1@cust.test", frm='Quoted <"x, y"@cust.test>')
+    cfg = config(tmp_path, mailbox, smtp_server, monkeypatch)
+    ok(cfg, "sync")
+    ok(cfg, "reply", str(thread_of(cfg, "q1@cust.test")), "sorry", "--send")
+    [(rcpts, msg)] = wire(smtp_server)
+    assert rcpts == ['"x, y"@cust.test']
+    assert [m.addr for m in addresses.read_list(msg["To"])] == ['"x, y"@cust.test']
+
+
+def test_an_encoded_name_with_a_colon_leaves_the_address_alone(tmp_path, mailbox, smtp_server,
+                                                                monkeypatch):
+    customer(mailbox, "c1@cust.test", frm="=?utf-8?q?Support:_urgent?= <_x@evil.test>")
+    cfg = config(tmp_path, mailbox, smtp_server, monkeypatch)
+    ok(cfg, "sync")
+    ok(cfg, "reply", str(thread_of(cfg, "c1@cust.test")), "sorry", "--send")
+    [(rcpts, msg)] = wire(smtp_server)
+    assert rcpts == ["_x@evil.test"] and msg["To"] == "_x@evil.test"
+
+
+def test_the_address_after_a_megabyte_of_name_is_found(tmp_path, mailbox, smtp_server,
+                                                        monkeypatch):
+    """The 64 KB guard on decoding must not cut the address off the end of a From."""
+    customer(mailbox, "m1@cust.test", frm="A" * 1_000_000 + " <real@cust.test>")
+    cfg = config(tmp_path, mailbox, smtp_server, monkeypatch)
+    ok(cfg, "sync")
+    tid = thread_of(cfg, "m1@cust.test")
+    db = open_db(load_config(cfg).db_path)
+    assert db.execute("SELECT from_addr FROM messages WHERE thread_id = ?",
+                      [tid]).fetchone()[0] == "real@cust.test"
+    ok(cfg, "reply", str(tid), "sorry", "--send")
+    [(rcpts, _msg)] = wire(smtp_server)
+    assert rcpts == ["real@cust.test"]

@@ -206,8 +206,9 @@ def test_broken_mail_is_recorded_and_threaded_never_crashes(dovecot, tmp_path_fa
 
 # -- hostile text in every output ------------------------------------------------------------
 
-EVIL = "<script>alert(1)</script> \x1b[2J\x1b]0;pwned\x07 Re\r\nBcc: victim@evil.test\r\n\x9b31m"
-EVIL_NAME = "Mallory \x1b[31m<b>Red</b>\r\nX-Injected: yes"
+EVIL = ("<script>alert(1)</script> \x1b[2J\x1b]0;pwned\x07 Re\r\nBcc: victim@evil.test\r\n\x9b31m"
+        " bidi \u202egnp.exe invoice\u200b \u2066x\u2069\ufeff\U000e0041")
+EVIL_NAME = "Mallory \x1b[31m<b>Red</b>\r\nX-Injected: yes \u202enoroc\u200d"
 
 
 def _b(text: str) -> str:
@@ -219,7 +220,7 @@ def evil_env(tmp_path, mailbox, monkeypatch):
     monkeypatch.setenv(PASSWORD_VAR, mailbox.password)
     raw = mail(subject="placeholder", msgid="evil1@evil.test",
                frm="placeholder <mallory@evil.test>",
-               body="Body <script>alert(2)</script> \x1b[2J\x1b]0;t\x07 end")
+               body="Body <script>alert(2)</script> \x1b[2J\x1b]0;t\x07 \u202eend\u200b")
     raw = raw.replace(b"Subject: placeholder", b"Subject: " + _b(EVIL).encode())
     raw = raw.replace(b"From: placeholder", b"From: " + _b(EVIL_NAME).encode())
     mailbox.append("INBOX", raw, internaldate=NOW - dt.timedelta(days=2))
@@ -234,7 +235,8 @@ def evil_env(tmp_path, mailbox, monkeypatch):
     return cfg, config, db, tid
 
 
-BAD_CHARS = ("\x1b", "\r", "\x07", "\x9b")
+BAD_CHARS = ("\x1b", "\r", "\x07", "\x9b",  # escapes, and what makes text lie on screen:
+             "\u202e", "\u2066", "\u2069", "\u200b", "\u200d", "\ufeff", "\U000e0041")
 
 
 def test_escape_sequences_and_html_are_harmless_in_text_and_json(evil_env):
@@ -252,7 +254,9 @@ def test_escape_sequences_and_html_are_harmless_in_text_and_json(evil_env):
         for bad in BAD_CHARS:
             assert bad not in res.stdout, (args, "json", bad)
         data = json.loads(res.stdout)  # escapes survive as JSON escapes, parseable
-        assert data is not None
+        decoded = json.dumps(data, ensure_ascii=False)
+        for bad in BAD_CHARS:
+            assert bad not in decoded, (args, "json value", bad)
 
 
 def test_escape_sequences_and_headers_cannot_leak_into_a_reply(evil_env):
