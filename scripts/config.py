@@ -13,6 +13,7 @@ import datetime as dt
 import ipaddress
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,11 @@ PROVIDER_FILED_HOSTS = ("smtp.gmail.com", "smtp.googlemail.com", "smtp.office365
 """SMTP services that file a copy of what they send in the Sent folder themselves
 (``smtp.sent_copy: auto`` skips our APPEND for them, which would make a second copy)."""
 SECURITY = ("ssl", "starttls", "none")
+
+
+def builtin_templates() -> Path:
+    """The templates that ship with mailtriage (the package's ``templates/``)."""
+    return Path(str(resources.files("mailtriage.templates")))
 
 
 @dataclass
@@ -176,6 +182,25 @@ class Config:
     def base_dir(self) -> Path:
         return self.path.parent
 
+    def template_dirs(self) -> list[Path]:
+        """Where templates are looked for: the user's folder (``templates:``, default
+        ``templates/`` beside the config) if it exists, then the built-in ones."""
+        dirs = []
+        user = self.templates_dir or (self.base_dir / "templates")
+        if user.is_dir():
+            dirs.append(user)
+        builtin = builtin_templates()
+        if not dirs or dirs[0].resolve() != builtin.resolve():
+            dirs.append(builtin)
+        return dirs
+
+    def reply_template(self, name: str) -> Path | None:
+        """The file of reply template ``name``, or None."""
+        for folder in self.template_dirs():
+            if (path := folder / "replies" / f"{name}.j2").is_file():
+                return path
+        return None
+
     def account(self, name: str) -> AccountConfig:
         for account in self.accounts:
             if account.name == name:
@@ -317,6 +342,8 @@ def _read_agent(section: Section, team: TeamConfig) -> AgentConfig:
     agent.signature = section.get("signature", str, agent.signature)
     agent.address = section.get("address", str) or (team.addresses[0] if team.addresses
                                                      else None)
+    if agent.address and not is_valid(agent.address):
+        raise section.error("address", f"not a valid address: {agent.address!r}")
     section.reject_unknown()
     return agent
 
@@ -324,6 +351,9 @@ def _read_agent(section: Section, team: TeamConfig) -> AgentConfig:
 def _read_report(section: Section) -> ReportConfig:
     report = ReportConfig()
     report.to = section.str_list("to")
+    for address in report.to:
+        if not is_valid(address):
+            raise section.error("to", f"not a valid address: {address!r}")
     report.at = section.time_of_day("at", report.at)
     report.timezone = section.zone("timezone", report.timezone)
     report.subject = section.get("subject", str, report.subject)
@@ -396,9 +426,13 @@ def config_from_dict(data: Any, path: Path, db_override: Path | str | None = Non
     if top.has("smtp"):
         config.smtp = _read_smtp(top.section("smtp"), base)
     config.report = _read_report(top.section("report"))
+    config.templates_dir = top.path_value("templates", base)
     if top.has("auto_ack"):
         config.auto_ack = _read_auto_ack(top.section("auto_ack"))
-    config.templates_dir = top.path_value("templates", base)
+        if config.reply_template(config.auto_ack.template) is None:
+            raise ConfigError(path, "auto_ack.template", (
+                f"no reply template {config.auto_ack.template!r} in "
+                + " or ".join(str(d / "replies") for d in config.template_dirs())))
     config.rules = compile_rules(top.items("rules"))
     top.reject_unknown()
     return config

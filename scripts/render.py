@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,27 +25,15 @@ import jinja2
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from .config import Config
+from .config import Config, builtin_templates
 from .errors import TemplateProblem
 from .validate import Section
 
 FRONT = "---"
 
 
-def builtin_dir() -> Path:
-    return Path(str(resources.files("mailtriage.templates")))
-
-
 def template_dirs(config: Config | None) -> list[Path]:
-    dirs = []
-    if config is not None:
-        user = config.templates_dir or (config.base_dir / "templates")
-        if user.is_dir():
-            dirs.append(user)
-    builtin = builtin_dir()
-    if not dirs or dirs[0].resolve() != builtin.resolve():
-        dirs.append(builtin)
-    return dirs
+    return config.template_dirs() if config is not None else [builtin_templates()]
 
 
 def environment(config: Config | None, autoescape: bool = False) -> jinja2.Environment:
@@ -54,7 +41,7 @@ def environment(config: Config | None, autoescape: bool = False) -> jinja2.Envir
     dirs = template_dirs(config)
     loader = jinja2.ChoiceLoader([
         jinja2.FileSystemLoader([str(d) for d in dirs]),
-        jinja2.PrefixLoader({"default": jinja2.FileSystemLoader(str(builtin_dir()))}),
+        jinja2.PrefixLoader({"default": jinja2.FileSystemLoader(str(builtin_templates()))}),
     ])
     env = ImmutableSandboxedEnvironment(
         loader=loader, undefined=jinja2.StrictUndefined, autoescape=autoescape,

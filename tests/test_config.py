@@ -71,6 +71,10 @@ def test_paths_resolve_from_the_config_file_not_the_cwd(tmp_path, monkeypatch):
         (("rules", [{"name": "odd", "match": {"colour": "red"}, "tags": ["+x"]}]),
          "rules[0] (odd)", "unknown field"),
         (("team", {}), "team.addresses", "missing"),
+        (("auto_ack", {"template": "nosuch"}), "auto_ack.template", "no reply template 'nosuch'"),
+        (("report.to", ["not-an-address"]), "report.to", "not a valid address"),
+        (("agent.address", "support@"), "agent.address", "not a valid address"),
+        (("db", {"path": "x.db", "allow_symlinks": True}), "db.allow_symlinks", "unknown key"),
     ],
 )
 def test_config_errors_name_file_and_key(tmp_path, change, key, words):

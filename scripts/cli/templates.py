@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from .. import display
+from ..config import builtin_templates
 from ..listing import dumps
-from ..render import TemplateProblem, builtin_dir, load_reply, reply_names
+from ..render import TemplateProblem, load_reply, reply_names
 from ..templatecheck import check_templates
 from .app import App, json_option, pass_app
 
@@ -37,7 +38,7 @@ def check_command(app: App) -> None:
 @pass_app
 def list_command(app: App, json_: bool) -> None:
     """List the reply templates: name, holding, tags, where each comes from."""
-    builtin = builtin_dir().resolve()
+    builtin = builtin_templates().resolve()
     rows: list[dict[str, Any]] = []
     for name in reply_names(app.config):
         try:
