@@ -29,6 +29,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
@@ -37,7 +38,7 @@ from . import states, triage
 from .config import AccountConfig, Config
 from .errors import DeliveryUnknown, NotSent, OutboxError, ReplyError
 from .imap import IMAPSession
-from .smtp import Mailer
+from .smtp import Mailer, envelope_sender, header_recipients, wire_bytes
 from .store import iso
 
 if TYPE_CHECKING:  # composing needs Jinja; recording what was sent does not
@@ -265,6 +266,64 @@ def save_draft(db: sqlite_utils.Database, config: Config, reply: Reply, now: dt.
          iso(now)])
     db.conn.commit()
     return folder
+
+
+def report_state(db: sqlite_utils.Database, report_for: str) -> str | None:
+    """``sent`` or ``unknown`` when the report for this local date went out (or may have),
+    ``sending`` while another process sends it; None when it is still to be sent."""
+    row = db.execute("SELECT state FROM outbox WHERE kind = 'report' AND report_for = ? "
+                     "AND state IN (?, ?, ?) ORDER BY id DESC LIMIT 1",
+                     [report_for, *ACTIVE]).fetchone()
+    return row[0] if row else None
+
+
+def deliver_report(db: sqlite_utils.Database, config: Config, msg: EmailMessage,
+                   report_for: str, now: dt.datetime) -> Outcome:
+    """cron's daily report, like a reply: recorded ``sending`` before the SMTP transaction,
+    so a lost answer or a killed run never sends that day's report twice (its fate is then
+    ``unknown``, and the next report says so)."""
+    raw, sender, recipients = wire_bytes(msg), envelope_sender(msg), header_recipients(msg)
+    with Mailer(config.smtp) as mailer:
+        try:
+            mailer.connect()
+        except NotSent as exc:
+            return Outcome(0, FAILED, str(exc), exc.permanent, connection=True)
+        with signals_held():
+            with db.atomic():
+                cur = db.execute(
+                    "INSERT INTO outbox (kind, template, message_id, to_addr, cc_addrs, "
+                    "subject, holding, auto, state, created_at, pid, sent_copy, report_for) "
+                    "VALUES ('report', 'report', ?, ?, '[]', ?, 0, 1, ?, ?, ?, 'off', ?)",
+                    [str(msg["Message-ID"]).strip("<>"), ", ".join(recipients),
+                     str(msg["Subject"]), SENDING, iso(now), os.getpid(), report_for])
+            oid = cur.lastrowid
+            assert oid is not None
+            _in_progress.add(oid)
+            try:
+                outcome = _transmit(mailer, raw, sender, recipients, oid)
+            except BaseException as exc:  # a bug, not an answer: no one knows what went out
+                outcome = Outcome(oid, UNKNOWN, f"{exc!r}"[:300])
+                raise
+            finally:
+                with db.atomic():
+                    db.execute("UPDATE outbox SET state = ?, error = ?, permanent = ?, "
+                               "settled_at = ?, pid = NULL WHERE id = ?",
+                               [outcome.state, outcome.error, int(outcome.permanent), iso(now),
+                                oid])
+                _in_progress.discard(oid)
+    return outcome
+
+
+def _transmit(mailer: Mailer, raw: bytes, sender: str, recipients: Sequence[str],
+              oid: int) -> Outcome:
+    try:
+        refused = mailer.send(raw, sender, recipients)
+    except NotSent as exc:
+        return Outcome(oid, FAILED, str(exc), exc.permanent, exc.connection)
+    except DeliveryUnknown as exc:
+        return Outcome(oid, UNKNOWN, str(exc))
+    note = "refused: " + "; ".join(f"{r}: {a}" for r, a in refused.items()) if refused else None
+    return Outcome(oid, SENT, note, warning=note)
 
 
 def needs_a_person_sql() -> str:

@@ -251,6 +251,10 @@ def build_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
             f"ON s.thread_id = g.thread_id WHERE {_OPEN} GROUP BY g.tag ORDER BY n DESC, g.tag",
             p)],
         "completeness": completeness,
+        # earlier reports whose delivery is unknown (not sent again: outbox.deliver_report)
+        "reports_unknown": [r[0] for r in db.execute(
+            "SELECT report_for FROM outbox WHERE kind = 'report' AND state = 'unknown' "
+            "AND created_at >= :since ORDER BY report_for", p)],
         "quarantined": _quarantined(db, p),
         "sync": sync,
     }

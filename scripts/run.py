@@ -9,7 +9,8 @@
    ``meta.last_report_for`` holds the local date of the last report sent; the
    latest due report slot is sent if it is newer, so a machine that was off for
    a week sends one catch-up report, not seven.  The report goes out even when
-   the sync failed (it then says so loudly); the run still reports failure.
+   the sync failed (it then says so loudly); the run still reports failure.  It is
+   recorded in the outbox before it is sent, so no day's report goes out twice.
 
 Nothing here prints: :class:`RunResult` says what happened and what went wrong.
 """
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from . import outbox, render, sending, smtp
+from . import outbox, render, sending
 from . import report as report_mod
 from . import sync as sync_mod
 from .config import Config, ReportConfig
@@ -34,7 +35,6 @@ from .errors import (
     EXIT_OK,
     ConfigError,
     MailtriageError,
-    SendError,
     SyncError,
     TemplateProblem,
 )
@@ -209,30 +209,55 @@ def _count_acks(results: list[sending.Result], result: RunResult) -> None:
 
 
 def send_daily_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
-                      result: RunResult, send: Callable[[Any, Any], None] | None = None,
-                      items: list[dict[str, Any]] | None = None) -> None:
-    """The report, once per local day at ``report.at`` (see :func:`report_slot`); ``items``
-    is what ``overdue`` lists now, when the caller has it already."""
-    send = send or smtp.send_message
+                      result: RunResult, items: list[dict[str, Any]] | None = None) -> None:
+    """The report, once per local day at ``report.at`` (see :func:`report_slot`), through
+    the outbox: never twice for one day, even when the server's answer was lost or the run
+    was killed mid-send (then the next report says this one may not have arrived).
+    ``items`` is what ``overdue`` lists now, when the caller has it already."""
     if not config.report.to:
         return
     last_for = get_meta(db, LAST_REPORT_KEY)
     slot = report_slot(config.report, now, last_for)
     if slot is None:
         return
+    outbox.settle_interrupted(db, now)
+    state = outbox.report_state(db, slot.isoformat())
+    if state == outbox.SENDING:  # another process is sending it right now
+        return
+    if state is None:
+        state = _send_report(db, config, now, result, slot, last_for, items)
+        if state is None:
+            return
+    if state == outbox.UNKNOWN:
+        result.warnings.append(f"the report for {slot} may not have arrived (no answer from "
+                               "the server after it was sent); it is not sent again")
+    with db.atomic():
+        set_meta(db, LAST_REPORT_KEY, slot.isoformat())
+    result.report_for = slot.isoformat()
+
+
+def _send_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
+                 result: RunResult, slot: dt.date, last_for: str | None,
+                 items: list[dict[str, Any]] | None) -> str | None:
+    """Build, render and deliver the report; its outbox state, or None when it was not
+    sent (recorded as a failure: the next run tries again)."""
     since = now - dt.timedelta(hours=24)
     if last_for:  # a catch-up report covers everything since the last one
         last_at = slot_time(config.report, dt.date.fromisoformat(last_for))
         since = min(since, max(last_at, now - MAX_CATCH_UP))
     data = report_mod.build_report(db, config, now, since=since, items=items)
     try:
-        send(config.smtp, report_message(config, render_report(config, data), now))
-    except (ConfigError, TemplateProblem, SendError) as exc:  # the next run tries again
-        result.failed("" if isinstance(exc, ConfigError) else "report", exc)
-        return
-    with db.atomic():
-        set_meta(db, LAST_REPORT_KEY, slot.isoformat())
-    result.report_for = slot.isoformat()
+        message = report_message(config, render_report(config, data), now)
+        outcome = outbox.deliver_report(db, config, message, slot.isoformat(), now)
+    except (ConfigError, TemplateProblem) as exc:
+        result.failed("", exc)
+        return None
+    if outcome.state == outbox.FAILED:
+        result.failed("report", outcome.error or "not sent")
+        return None
+    if outcome.warning:
+        result.warnings.append(f"report: {outcome.warning}")
+    return outcome.state
 
 
 def run(
@@ -243,7 +268,6 @@ def run(
     send_report: bool = True,
     auto_ack: bool = True,
     sync_fn: Callable[..., sync_mod.SyncResult] | None = None,
-    send: Callable[[Any, Any], None] | None = None,
 ) -> RunResult:
     """Sync, acknowledge, report: one cron tick.  Raises only for a broken database."""
     result = RunResult()
@@ -257,6 +281,6 @@ def run(
     items = overdue(db, config, now, holding_templates=render.holding_templates(config))
     result.overdue = len(items)
     if send_report:
-        send_daily_report(db, config, now, result, send=send, items=items)
+        send_daily_report(db, config, now, result, items=items)
     return result
 

@@ -227,6 +227,12 @@ def m003_accounts(db: sqlite_utils.Database) -> None:
     db.table("accounts").create({"name": str, "identity": str, "recorded_at": str}, pk="name")
 
 
+@migrations()
+def m004_reports_in_the_outbox(db: sqlite_utils.Database) -> None:
+    """cron's daily report is recorded before it is sent, like a reply (outbox.py)."""
+    db.table("outbox").add_column("report_for", str)  # the local date of a report
+
+
 def ensure_shape(db: sqlite_utils.Database) -> None:
     """Indexes and views: idempotent, run after migrations on every open."""
     indexes = [

@@ -237,12 +237,20 @@ def envelope_sender(msg: EmailMessage) -> str:
     return froms[0].addr_spec if froms else ""
 
 
+def header_recipients(msg: EmailMessage) -> list[str]:
+    """The addresses in a message's own To and Cc (the report's envelope)."""
+    return [a.addr_spec for name in ("To", "Cc") if msg[name] is not None
+            for a in msg[name].addresses]
+
+
+def wire_bytes(msg: EmailMessage) -> bytes:
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+
+
 def send_message(smtp_cfg: SMTPConfig | None, msg: EmailMessage) -> None:
-    """Hand ``msg`` to the server, to the addresses in its own To and Cc (the report)."""
-    recipients = [a.addr_spec for name in ("To", "Cc") if msg[name] is not None
-                  for a in msg[name].addresses]
-    raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+    """Hand ``msg`` to the server, to the addresses in its own To and Cc (``report --send``:
+    a person asked for it; cron's report goes through the outbox)."""
     with Mailer(smtp_cfg) as mailer:
-        refused = mailer.send(raw, envelope_sender(msg), recipients)
+        refused = mailer.send(wire_bytes(msg), envelope_sender(msg), header_recipients(msg))
     if refused:
         raise NotSent("recipient refused: " + "; ".join(f"{r}: {a}" for r, a in refused.items()))

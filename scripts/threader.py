@@ -134,7 +134,8 @@ def _link_to_stored(db: sqlite_utils.Database, new: Sequence[NewMessage],
     # What we sent joins the thread we sent it to, whatever its headers say: a reply to
     # mail without a Message-ID has no In-Reply-To, yet its Sent copy is part of the thread.
     for mid, tid in query_rows(
-            db, "SELECT message_id, thread_id FROM outbox WHERE message_id IN ({in})", all_links):
+            db, "SELECT message_id, thread_id FROM outbox WHERE message_id IN ({in}) "
+                "AND thread_id IS NOT NULL", all_links):  # a report has no thread
         uf.union(("r", mid), ("t", tid))
     gm = {m.gm_thrid for m in new if m.gm_thrid}
     for row in query_in(db, "SELECT id, gm_thrid FROM threads WHERE gm_thrid IN ({in})", gm):

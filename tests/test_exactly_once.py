@@ -371,3 +371,52 @@ def test_providers_sent_copy_settles_an_unknown(tmp_path, mailbox, monkeypatch):
         assert needs_a_person(cfg, tid, NOW + 5 * MINUTES) == []
         assert json.loads(ok(cfg, "outbox", "--json", now=NOW + 5 * MINUTES).stdout) == []
         assert len(server.received) == 1
+
+
+# -- the daily report: once a day, also when its answer is lost or the run is killed --------
+
+
+REPORT = {"to": ["lead@example.com"], "at": "08:00"}
+
+
+def _reports(server: FaultySMTP) -> list[Any]:
+    return [m for m in server.received if m.rcpt_tos == ["lead@example.com"]]
+
+
+def test_a_report_whose_answer_is_lost_is_not_sent_again_and_the_next_one_says_so(
+        tmp_path, mailbox, monkeypatch):
+    ask(mailbox)
+    with FaultySMTP(mode="close_after_data") as lossy:
+        cfg = configure(tmp_path, mailbox, monkeypatch, lossy, report=REPORT)
+        first = triage(cfg, "-v", "run")
+        assert first.exit_code == 0, first.output
+        assert "may not have arrived" in first.stderr
+        again = triage(cfg, "run", now=NOW + 30 * MINUTES)
+        assert again.exit_code == 0, again.output
+        assert len(_reports(lossy)) == 1  # the same day: never a second copy
+    [row] = query(cfg, "SELECT state, report_for FROM outbox WHERE kind = 'report'")
+    assert (row["state"], row["report_for"]) == ("unknown", NOW.date().isoformat())
+    with FaultySMTP(mode="ok") as server:
+        cfg = configure(tmp_path, mailbox, monkeypatch, server, report=REPORT)
+        ok(cfg, "run", now=NOW + dt.timedelta(days=1))
+        [report] = _reports(server)
+    text = email.message_from_bytes(report.raw, policy=email.policy.default)
+    body = text.get_body(preferencelist=("plain",)).get_content()
+    assert f"The report for {NOW.date().isoformat()} may not have arrived" in body
+
+
+def test_a_run_killed_while_sending_the_report_never_sends_it_twice(tmp_path, mailbox,
+                                                                    monkeypatch):
+    ask(mailbox)
+    with FaultySMTP(mode="slow_reply", reply_delay=10) as server:
+        cfg = configure(tmp_path, mailbox, monkeypatch, server, timeout=20, report=REPORT)
+        proc = spawn(cfg, "run")
+        wait_until(lambda: len(_reports(server)) >= 1, proc, what="the report at the server")
+        proc.kill()
+        proc.communicate(timeout=15)
+        res = triage(cfg, "-v", "run", now=NOW + 5 * MINUTES)
+        assert res.exit_code == 0, res.output
+        assert "may not have arrived" in res.stderr
+        assert len(_reports(server)) == 1
+    [row] = query(cfg, "SELECT state FROM outbox WHERE kind = 'report'")
+    assert row["state"] == "unknown"

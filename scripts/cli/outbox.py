@@ -35,7 +35,7 @@ def outbox_group(ctx: click.Context, everything: bool, json_: bool) -> None:
     elif rows:
         click.echo(display.table(
             ["ID", "THREAD", "SENT", "TEMPLATE", "TO", "STATE", "WHY"],
-            [[str(r["id"]), str(r["thread_id"]), display.short_time(r["created_at"]),
+            [[str(r["id"]), str(r["thread_id"] or "-"), display.short_time(r["created_at"]),
               r["template"] or "", one_line(r["to_addr"], 30), r["state"],
               one_line(r["error"] or "", 60)] for r in rows]))
     elif not app.quiet:
