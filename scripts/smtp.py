@@ -141,13 +141,12 @@ class Mailer:
 
     def send(self, raw: bytes, sender: str, recipients: Sequence[str]) -> Refused:
         """One SMTP transaction; the refused recipients when the others were accepted."""
-        reused = self.client is not None
-        try:
-            return self._transaction(raw, sender, recipients)
-        except _Stale:
-            if not reused:
-                raise NotSent(f"{self.where}: connection lost") from None
-        return self._transaction(raw, sender, recipients)  # the server closed an idle one
+        # A kept connection the server closed while idle gets one fresh try; _Stale means
+        # MAIL FROM got no answer, so the server has nothing of this message.
+        for _attempt in range(2 if self.client is not None else 1):
+            with contextlib.suppress(_Stale):
+                return self._transaction(raw, sender, recipients)
+        raise NotSent(f"{self.where}: connection lost", connection=True)
 
     def _transaction(self, raw: bytes, sender: str, recipients: Sequence[str]) -> Refused:
         if self.client is None:
@@ -200,10 +199,15 @@ class Mailer:
             self._drop()
             raise DeliveryUnknown(f"{self.where}: the message was sent, then "
                                   f"{_describe(exc)} waiting for the server's answer") from None
-        if code != 250:
-            self._reset()
-            raise NotSent(f"{self.where}: server said {_answer(code, resp)}",
-                          permanent=code >= 500)
+        if 200 <= code < 300:
+            return
+        if not 400 <= code < 600:  # a cut-off line ("2", "25"): the answer was on its way
+            self._drop()
+            raise DeliveryUnknown(f"{self.where}: the message was sent, then the server's "
+                                  f"answer broke off ({_answer(code, resp)})")
+        self._reset()
+        raise NotSent(f"{self.where}: server said {_answer(code, resp)}",
+                      permanent=code >= 500)
 
     def _reset(self) -> None:
         """After a refused transaction the connection is still good: start over on it."""

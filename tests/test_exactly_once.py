@@ -420,3 +420,45 @@ def test_a_run_killed_while_sending_the_report_never_sends_it_twice(tmp_path, ma
         assert len(_reports(server)) == 1
     [row] = query(cfg, "SELECT state FROM outbox WHERE kind = 'report'")
     assert row["state"] == "unknown"
+
+
+# -- found by the chaos soak -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cut_at", [1, 2])
+def test_a_final_answer_broken_off_after_its_first_bytes_is_unknown_not_refused(
+        tmp_path, mailbox, monkeypatch, cut_at):
+    """ "2" or "25" of "250 OK": the server has the mail. Taken for a refusal, the next run
+    acknowledged the thread again (chaos seed 20261124, run 77)."""
+    ask(mailbox)
+    with FaultySMTP(mode="cut_reply", cut_at=cut_at) as server:
+        cfg = configure(tmp_path, mailbox, monkeypatch, server, auto_ack=ACK)
+        first = triage(cfg, "run", "--no-report")
+        assert first.exit_code == 1 and "answer broke off" in first.stderr, first.output
+        ok(cfg, "run", "--no-report", now=NOW + 5 * MINUTES)  # flagged, not tried again
+        assert len(server.received) == 1
+    [row] = outbox_rows(cfg, thread_of(cfg))
+    assert row["state"] == "unknown" and "broke off" in row["error"], dict(row)
+
+
+def test_a_fresh_connection_failing_after_a_stale_one_is_not_sent(tmp_path):
+    """A kept connection the server dropped, then a new one cut after its greeting (so EHLO,
+    sent lazily by MAIL FROM, gets no answer): NotSent, nothing reached the server, and not
+    the private _Stale escaping as a traceback (chaos seed 20261124)."""
+    from mailtriage.config import SMTPConfig
+    from mailtriage.errors import NotSent
+    from mailtriage.smtp import Mailer
+
+    from support.faultproxy import Cut, FaultProxy
+
+    with FaultySMTP(mode="ok") as server, \
+            FaultProxy(server.host, server.port, record_transcript=True) as proxy:
+        cfg = SMTPConfig(host=proxy.host, port=proxy.port, security="none", timeout=5)
+        with Mailer(cfg) as mailer:
+            mailer.send(b"Subject: one\r\n\r\nhi\r\n", "support@example.com", [CAROL])
+            greeting = bytes(proxy.connections[0].transcript).index(b"\n") + 1
+            proxy.reset(Cut(after=greeting))  # drops the kept connection; cuts the next one
+            with pytest.raises(NotSent) as info:
+                mailer.send(b"Subject: two\r\n\r\nhi\r\n", "support@example.com", [CAROL])
+        assert info.value.connection
+        assert len(server.received) == 1

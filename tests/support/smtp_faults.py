@@ -14,6 +14,8 @@ Modes (``FaultySMTP(mode=...)``):
   :attr:`FaultySMTP.received`, then closes the connection without any reply.
 * ``"slow_reply"``: after the final dot waits ``reply_delay`` seconds (cut short by
   :meth:`FaultySMTP.stop`), then answers ``250 OK queued``.
+* ``"cut_reply"``: after the final dot sends only the first ``cut_at`` bytes of
+  ``250 OK queued`` (no line end), then closes: a reply broken off in transit.
 
 ``refuse`` lists RCPT TO addresses (case-insensitive) answered
 ``{refuse_code} 5.1.1 <addr>: Recipient address rejected``, in every mode.
@@ -37,7 +39,7 @@ from typing import Self
 from support.net import LOCALHOST, listen_ephemeral, port_of
 
 HOST = LOCALHOST
-MODES = ("ok", "close_after_data", "slow_reply")
+MODES = ("ok", "close_after_data", "slow_reply", "cut_reply")
 SOCKET_TIMEOUT = 30.0  # no read or write on a connection blocks longer than this
 ACCEPT_POLL = 0.05  # how often the accept loop checks for stop()
 JOIN_TIMEOUT = 2.0
@@ -83,6 +85,7 @@ class FaultySMTP:
         reply_delay: float = 0.0,
         refuse: Iterable[str] = (),
         refuse_code: int = 550,
+        cut_at: int = 1,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
@@ -90,6 +93,7 @@ class FaultySMTP:
         self.reply_delay = reply_delay
         self.refuse = {addr.lower() for addr in refuse}
         self.refuse_code = refuse_code
+        self.cut_at = cut_at
 
         self.received: list[Received] = []
         self.connections = 0
@@ -302,5 +306,8 @@ class _Session:
         if server.mode == "close_after_data":
             raise _Closed  # _serve closes the socket; the client never gets a reply
         if server.mode == "slow_reply" and server._stopping.wait(server.reply_delay):
+            raise _Closed
+        if server.mode == "cut_reply":
+            self.conn.sendall(b"250 OK queued"[:server.cut_at])
             raise _Closed
         self.send("250 OK queued")
