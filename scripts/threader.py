@@ -13,7 +13,8 @@ The rule (README, "Threads"):
    with the same normalised subject, sent or received within the last
    ``SUBJECT_WINDOW``, that shares at least one participant who is not the team;
    one with a forward prefix ("Fwd:", "WG:", ...) does when its sender (not the
-   team) is a participant of that earlier message: a customer resending.
+   team) is a participant of that earlier message: a customer resending.  Whichever
+   of the two is stored first, they meet: the threads do not depend on sync order.
 4. What we sent (the ``outbox``) joins the thread we sent it to by its Message-ID.
 
 Union-find over ids keeps it linear; a References cycle is just more unions, so
@@ -31,6 +32,7 @@ from typing import Any, cast
 
 import sqlite_utils
 
+from . import subjects
 from .store import iso, parse_iso, query_in, query_rows
 
 SUBJECT_WINDOW = dt.timedelta(days=14)
@@ -176,60 +178,95 @@ def _settle(db: sqlite_utils.Database, new: Sequence[NewMessage], uf: UnionFind,
     return assignments
 
 
+@dataclass(frozen=True)
+class _Dated:
+    """A message as rule 3 compares it; ``seeks`` is set when it may join by subject."""
+
+    at: dt.datetime
+    people: frozenset[str]
+    node: Hashable
+    seeks: frozenset[str] = frozenset()  # one of these must be among the earlier one's people
+
+
+def _seeks(reply: bool, forward: bool, people: Iterable[str], sender: str | None,
+           is_us: Callable[[str], bool]) -> frozenset[str]:
+    """A reply shares a participant; a forward is a resend by one of the thread's people."""
+    if reply:
+        return frozenset(p for p in people if not is_us(p))
+    if forward and sender and not is_us(sender):
+        return frozenset({sender})
+    return frozenset()
+
+
 def _link_by_subject(
     db: sqlite_utils.Database, new: Sequence[NewMessage], uf: UnionFind,
     is_us: Callable[[str], bool],
 ) -> None:
-    candidates = [
-        m for m in new
-        if not m.has_reply_headers and (m.reply_subject or m.forward_subject)
-        and m.subject_norm and m.arrived_at
-    ]
-    if not candidates:
+    """Rule 3 as a relation between two messages, so the threads do not depend on which of
+    them was stored first: a new follow-up joins every earlier match, stored or in this
+    batch, and a new message joins every stored follow-up it is the earlier match of."""
+    by_subject: dict[str, list[_Dated]] = defaultdict(list)
+    for m in new:
+        if m.subject_norm and m.arrived_at:
+            seeks = (frozenset() if m.has_reply_headers else
+                     _seeks(m.reply_subject, m.forward_subject, m.participants, m.sender, is_us))
+            by_subject[m.subject_norm].append(
+                _Dated(m.arrived_at, frozenset(m.participants), ("m", m.id), seeks))
+    if not by_subject:
         return
-    subjects = {m.subject_norm for m in candidates}
-    earliest = min(m.arrived_at for m in candidates if m.arrived_at) - SUBJECT_WINDOW
-    rows_by_subject = _rows_by_subject(db, subjects, earliest)
-    for m in new:  # earlier messages of this same batch count too
-        if m.arrived_at and m.subject_norm in subjects:
-            rows_by_subject.setdefault(m.subject_norm, []).append(
-                (m.arrived_at, m.participants, ("m", m.id))
-            )
-    for cand in candidates:
-        assert cand.arrived_at is not None
-        # a reply shares a participant; a forward is a resend by one of the thread's people
-        if cand.reply_subject:
-            mine = {p for p in cand.participants if not is_us(p)}
-        else:
-            mine = {cand.sender} if cand.sender and not is_us(cand.sender) else set()
-        best: tuple[dt.datetime, Hashable] | None = None
-        for at, people, node in rows_by_subject.get(cand.subject_norm, ()):
-            if node == ("m", cand.id) or not (cand.arrived_at - SUBJECT_WINDOW <= at
-                                               < cand.arrived_at):
+    stored = _stored_by_subject(db, by_subject, is_us)
+    fresh = {("m", m.id) for m in new}
+    for subject, batch in by_subject.items():
+        pool = batch + stored.get(subject, [])
+        for late in pool:
+            if not late.seeks:
                 continue
-            if mine & people and (best is None or at > best[0]):
-                best = (at, node)
-        if best:
-            uf.union(("m", cand.id), best[1])
+            for early in pool:
+                if ((late.node in fresh or early.node in fresh)
+                        and late.at - SUBJECT_WINDOW <= early.at < late.at
+                        and late.seeks & early.people):
+                    uf.union(late.node, early.node)
 
 
-def _rows_by_subject(
-    db: sqlite_utils.Database, subjects: set[str], earliest: dt.datetime
-) -> dict[str, list[tuple[dt.datetime, set[str], Hashable]]]:
-    out: dict[str, list[tuple[dt.datetime, set[str], Hashable]]] = defaultdict(list)
+def _stored_by_subject(
+    db: sqlite_utils.Database, batch: dict[str, list[_Dated]], is_us: Callable[[str], bool],
+) -> dict[str, list[_Dated]]:
+    """Stored messages with a subject of this batch that rule 3 may pair with it: those up
+    to ``SUBJECT_WINDOW`` before a follow-up in it, and follow-ups up to as long after any
+    message in it."""
+    seeking = {s for s, items in batch.items() if any(d.seeks for d in items)}
+    times = [d.at for items in batch.values() for d in items]
+    first, last = min(times), max(times)
+    rows = {}
     for row in query_in(
-        db,
-        "SELECT subject_norm, thread_id, from_addr, to_addrs, cc_addrs, arrived_at "
-        "FROM messages WHERE subject_norm IN ({in}) AND arrived_at >= ? "
-        "AND thread_id IS NOT NULL",
-        subjects,
-        [iso(earliest)],
-    ):
+        db, f"SELECT {_STORED} FROM messages WHERE subject_norm IN ({{in}}) AND arrived_at >= ? "
+            "AND arrived_at < ? AND thread_id IS NOT NULL", seeking,
+            [iso(first - SUBJECT_WINDOW), iso(last)]):
+        rows[row["id"]] = row
+    for row in query_in(
+        db, f"SELECT {_STORED} FROM messages WHERE subject_norm IN ({{in}}) AND arrived_at > ? "
+            "AND arrived_at <= ? AND thread_id IS NOT NULL AND in_reply_to IS NULL "
+            "AND refs IS NULL", list(batch), [iso(first), iso(last + SUBJECT_WINDOW)]):
+        rows[row["id"]] = row
+    out: dict[str, list[_Dated]] = defaultdict(list)
+    for row in rows.values():
         at = parse_iso(row["arrived_at"])
-        if at:
-            people = _people(row["from_addr"], row["to_addrs"], row["cc_addrs"])
-            out[row["subject_norm"]].append((at, people, ("t", row["thread_id"])))
+        if not at:
+            continue
+        people = _people(row["from_addr"], row["to_addrs"], row["cc_addrs"])
+        seeks: frozenset[str] = frozenset()
+        if row["in_reply_to"] is None and row["refs"] is None:
+            subject = row["subject"] or ""
+            seeks = _seeks(subjects.is_reply_subject(subject),
+                           subjects.is_forward_subject(subject), people, row["from_addr"],
+                           is_us)
+        out[row["subject_norm"]].append(
+            _Dated(at, frozenset(people), ("t", row["thread_id"]), seeks))
     return out
+
+
+_STORED = ("id, subject, subject_norm, thread_id, from_addr, to_addrs, cc_addrs, arrived_at, "
+           "in_reply_to, refs")
 
 
 def _people(from_addr: str | None, to_json: str | None, cc_json: str | None) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from pathlib import Path
 
 from mailtriage.config import TeamConfig, config_from_dict
@@ -38,14 +39,24 @@ class Store:
         self.uid = 0
 
     def add(self, *raws: bytes, at: dt.datetime = NOW) -> None:
+        self.add_dated(*((raw, at) for raw in raws))
+
+    def add_dated(self, *mails: tuple[bytes, dt.datetime]) -> None:
+        """One batch, each message with its own INTERNALDATE."""
         batch = []
-        for raw in raws:
+        for raw, at in mails:
             self.uid += 1
             head, _, body = raw.partition(b"\r\n\r\n")
             batch.append(Fetched(uid=self.uid, header_bytes=head + b"\r\n\r\n",
                                  body_prefix=body, flags=(), internal_date=at, size=len(raw)))
         with self.db.atomic():
             store_batch(self.db, self.config, "a", "INBOX", 1, parse_batch(batch), NOW)
+
+    def partition(self) -> set[frozenset[str]]:
+        groups: dict[int, set[str]] = {}
+        for mid, tid in self.db.execute("SELECT message_id, thread_id FROM messages"):
+            groups.setdefault(tid, set()).add(mid)
+        return {frozenset(g) for g in groups.values()}
 
     def thread_of(self, msgid: str) -> int:
         return self.db.execute("SELECT thread_id FROM messages WHERE message_id = ?",
@@ -97,3 +108,60 @@ def test_a_team_member_alone_is_not_a_shared_participant(tmp_path):
     s.add(mail(msgid="q2@x", subject="Re: Help", frm="bob@other.test"),
           at=NOW + dt.timedelta(hours=1))
     assert s.thread_of("q1@x") != s.thread_of("q2@x")  # both wrote to support@ only
+
+
+def _days(n: float) -> dt.datetime:
+    return NOW + dt.timedelta(days=n)
+
+
+def test_a_follow_up_stored_before_the_message_it_follows_still_joins_it(tmp_path):
+    """A clean sync stores by folder and UID, not by date: the later "Re:" without headers
+    may come first (a higher UID, or the original sits in Sent).  Found by the chaos soak."""
+    s = Store(tmp_path)
+    s.add(mail(msgid="re@x", subject="Re: Invoice wrong", frm="ann@cust.test"), at=_days(1))
+    s.add(mail(msgid="q@x", subject="Invoice wrong", frm="ann@cust.test"), at=_days(0))
+    assert s.thread_of("re@x") == s.thread_of("q@x")
+    ours = mail(msgid="us@x", subject="Re: Invoice wrong", frm="support@example.com",
+                to="ann@cust.test", in_reply_to="q@x")
+    s.add(ours, at=_days(0.5))
+    assert len({s.thread_of(m) for m in ("re@x", "q@x", "us@x")}) == 1
+
+
+def test_our_sent_message_stored_after_the_customers_follow_up_joins_it(tmp_path):
+    s = Store(tmp_path)
+    s.add(mail(msgid="re@x", subject="Re: Your order", frm="ann@cust.test"), at=_days(1))
+    s.add(mail(msgid="us@x", subject="Your order", frm="support@example.com",
+               to="ann@cust.test"), at=_days(0))
+    assert s.thread_of("re@x") == s.thread_of("us@x")
+
+
+MIXED = [  # (message, INTERNALDATE): every kind of pair rule 3 decides on
+    (mail(msgid="q@x", subject="Invoice", frm="ann@cust.test"), _days(0)),
+    (mail(msgid="r@x", subject="RE: Invoice", frm="ann@cust.test"), _days(2)),
+    (mail(msgid="us@x", subject="Re: Invoice", frm="support@example.com", to="ann@cust.test",
+          in_reply_to="q@x"), _days(1)),
+    (mail(msgid="f@x", subject="Fwd: Invoice", frm="ann@cust.test"), _days(3)),
+    (mail(msgid="o@x", subject="Re: Invoice", frm="bob@other.test"), _days(2.5)),
+    (mail(msgid="b@x", subject="Invoice", frm="bob@other.test"), _days(2.2)),
+    (mail(msgid="late@x", subject="Invoice", frm="ann@cust.test"), _days(30)),
+    (mail(msgid="late-re@x", subject="Re: Invoice", frm="ann@cust.test"), _days(31)),
+    (mail(msgid="far@x", subject="Re: Invoice", frm="ann@cust.test"), _days(60)),
+]
+
+
+def test_threads_do_not_depend_on_the_order_or_batches_messages_are_stored_in(tmp_path):
+    rng = random.Random(20261124)
+    partitions = set()
+    for trial in range(25):
+        order = MIXED[:]
+        rng.shuffle(order)
+        s = Store(tmp_path / str(trial))
+        while order:
+            size = rng.randint(1, 4)
+            s.add_dated(*order[:size])
+            order = order[size:]
+        partitions.add(frozenset(s.partition()))
+    [partition] = partitions
+    assert partition == {frozenset({"q@x", "r@x", "us@x", "f@x"}),
+                         frozenset({"o@x", "b@x"}), frozenset({"late@x", "late-re@x"}),
+                         frozenset({"far@x"})}
