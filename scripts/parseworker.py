@@ -109,6 +109,10 @@ def main() -> None:
             out.flush()
     except BrokenPipeError:  # the sync stopped (killed, or failed): so do we, quietly
         pass
+    # Not a normal interpreter exit: the reader thread may still be blocked in a read of
+    # stdin, and finalising then aborts with "Fatal Python error: _enter_buffered_busy"
+    # on the stderr we share with the sync (the chaos soak, seed 12, met it).
+    os._exit(0)
 
 
 if __name__ == "__main__":
