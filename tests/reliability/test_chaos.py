@@ -669,18 +669,32 @@ def check_per_sender(acks: list[EmailMessage]) -> None:
     assert not close, f"acknowledged twice within {PER_SENDER}: {close}"
 
 
-def check_reports(reports: list[EmailMessage], runs: list[Run]) -> set[dt.date]:
-    """The report at most once per simulated day, and at least once for every day on which a
-    run ended with the report done (`Run.report_done`); returns the days.
+def check_reports(db_path: Path, reports: list[EmailMessage], runs: list[Run],
+                  tally: Counter[str]) -> set[dt.date]:
+    """The report at most once per simulated day, each outbox report row true to what the
+    server has (as for acknowledgements), and a report for every day on which a run ended
+    with the report done (`Run.report_done`) unless that day's row waits for a person
+    (``unknown``: its 250 was lost, so it is not sent again); returns the days.
 
     A report's day is its slot (`report_day` of its Date, the run's clock): a catch-up
-    report sent before 08:00 is yesterday's, as `run.report_slot` counts it.  The first run
-    is at 12:00, after the first report time.
+    report sent before 08:00 is yesterday's, as `run.report_slot` counts it, and as the
+    row's ``report_for`` says.  The first run is at 12:00, after the first report time.
     """
     days = Counter(report_day(parsedate_to_datetime(m["Date"])) for m in reports)
     twice = sorted(d.isoformat() for d, n in days.items() if n > 1)
     assert not twice, f"the report went out more than once on {twice}"
-    due = {report_day(run.now) for run in runs if run.report_done}
+    delivered = Counter(str(m["Message-ID"]).strip("<>") for m in reports)
+    allowed = {"sent": {1}, "failed": {0}, "unknown": {0, 1}, "sending": {0, 1}}
+    rows = [r for r in outbox(db_path) if r["kind"] == "report"]
+    wrong = [(r["id"], r["report_for"], r["state"], r["error"], delivered[r["message_id"]])
+             for r in rows if delivered[r["message_id"]] not in allowed.get(r["state"], set())]
+    assert not wrong, ("report rows the server contradicts (id, day, state, error, "
+                       f"deliveries): {wrong}")
+    assert set(delivered) <= {r["message_id"] for r in rows}, "a report without its row"
+    waiting = {dt.date.fromisoformat(r["report_for"]) for r in rows
+               if r["state"] in ("unknown", "sending")}
+    tally["reports waiting for a person (250 lost)"] = len(waiting)
+    due = {report_day(run.now) for run in runs if run.report_done} - waiting
     assert due <= set(days), f"no report on {sorted(d.isoformat() for d in due - set(days))}"
     return set(days)
 
@@ -814,7 +828,8 @@ def test_chaos_soak(tmp_path, dovecot, smtp_server, monkeypatch):
     acks, reports, others = sorted_out(smtp_server.messages)
     soak.noted("what was sent", functools.partial(check_acks, soak.db_path, acks, soak.tally))
     soak.noted("sent besides acknowledgements and reports", functools.partial(nothing, others))
-    days = soak.noted("the reports", functools.partial(check_reports, reports, soak.runs))
+    days = soak.noted("the reports", functools.partial(
+        check_reports, soak.db_path, reports, soak.runs, soak.tally))
     print_figures(soak, churn, server, acks, reports, days or set(), took)
     if soak.problems:
         pytest.fail(f"{len(soak.problems)} problem(s), the first 20:\n\n" + "\n\n".join(
