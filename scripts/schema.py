@@ -233,6 +233,17 @@ def m004_reports_in_the_outbox(db: sqlite_utils.Database) -> None:
     db.table("outbox").add_column("report_for", str)  # the local date of a report
 
 
+@migrations()
+def m005_members_and_notes(db: sqlite_utils.Database) -> None:
+    """Who on the team owns a thread (a ``team.members`` name), and notes nobody else sees."""
+    db.table("thread_state").add_column("assignee", str)
+    db.table("notes").create(
+        {"id": int, "thread_id": int, "author": str, "at": str, "text": str},
+        pk="id",
+        foreign_keys=[("thread_id", "threads", "id")],
+    )
+
+
 def ensure_shape(db: sqlite_utils.Database) -> None:
     """Indexes and views: idempotent, run after migrations on every open."""
     indexes = [
@@ -253,6 +264,8 @@ def ensure_shape(db: sqlite_utils.Database) -> None:
         ("outbox", ["thread_id", "template"], False),
         ("outbox", ["message_id"], False),
         ("bounces", ["thread_id"], False),
+        ("thread_state", ["assignee"], False),
+        ("notes", ["thread_id", "at"], False),
     ]
     for table, cols, unique in indexes:
         db.table(table).create_index(cols, unique=unique, if_not_exists=True)

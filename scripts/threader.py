@@ -305,10 +305,13 @@ def merge_threads(
         db.execute("DELETE FROM tags WHERE thread_id = ?", [old])
         db.execute(
             "INSERT OR IGNORE INTO thread_state (thread_id, state, snoozed_until, priority, "
-            "changed_at) SELECT ?, state, snoozed_until, priority, changed_at "
+            "changed_at, assignee) SELECT ?, state, snoozed_until, priority, changed_at, assignee "
             "FROM thread_state WHERE thread_id = ?", args
         )
+        db.execute("UPDATE thread_state SET assignee = COALESCE(assignee, (SELECT assignee "
+                   "FROM thread_state WHERE thread_id = ?)) WHERE thread_id = ?", [old, survivor])
         db.execute("DELETE FROM thread_state WHERE thread_id = ?", [old])
+        db.execute("UPDATE notes SET thread_id = ? WHERE thread_id = ?", args)
         db.execute("UPDATE history SET thread_id = ? WHERE thread_id = ?", args)
         db.execute("UPDATE outbox SET thread_id = ? WHERE thread_id = ?", args)
         db.execute("UPDATE bounces SET thread_id = ? WHERE thread_id = ?", args)
