@@ -20,8 +20,10 @@ from typing import Any
 import yaml
 
 from .addresses import is_valid
+from .customers import PUBLIC_DOMAINS
 from .errors import ConfigError, UsageError
 from .files import check_file
+from .members import Member, Rota, read_members, read_rota
 from .rules import Rule, compile_rules
 from .sla import BusinessHours
 from .validate import Section, resolve_path
@@ -31,6 +33,7 @@ PROVIDER_FILED_HOSTS = ("smtp.gmail.com", "smtp.googlemail.com", "smtp.office365
 """SMTP services that file a copy of what they send in the Sent folder themselves
 (``smtp.sent_copy: auto`` skips our APPEND for them, which would make a second copy)."""
 SECURITY = ("ssl", "starttls", "none")
+ON_DUTY = "on_duty"  # in report.to: the member on duty that day
 
 
 def builtin_templates() -> Path:
@@ -107,6 +110,10 @@ class TeamConfig:
     # with dkim=pass or spf=pass for a team domain from our own server (authserv_id)
     trust: str = "address"
     authserv_id: str | None = None
+    members: list[Member] = field(default_factory=list)
+    rota: Rota | None = None
+    # mail providers whose domain says nothing about who a customer works for
+    public_domains: frozenset[str] = PUBLIC_DOMAINS
 
     def is_team_domain(self, domain: str) -> bool:
         domain = domain.lower()
@@ -315,9 +322,13 @@ def _read_team(section: Section) -> TeamConfig:
     for address in team.addresses:
         if not is_valid(address):
             raise section.error("addresses", f"not a valid address: {address!r}")
-    section.reject_unknown()
     if not team.addresses and not team.domains:
         raise section.error("addresses", "missing: list the team's addresses or domains")
+    team.members = read_members(section, "members", team.is_us)
+    team.rota = read_rota(section.section("rota"), team.members)
+    team.public_domains = PUBLIC_DOMAINS | {
+        d.lower().lstrip("@") for d in section.str_list("public_domains")}
+    section.reject_unknown()
     return team
 
 
@@ -348,11 +359,14 @@ def _read_agent(section: Section, team: TeamConfig) -> AgentConfig:
     return agent
 
 
-def _read_report(section: Section) -> ReportConfig:
+def _read_report(section: Section, team: TeamConfig) -> ReportConfig:
     report = ReportConfig()
     report.to = section.str_list("to")
     for address in report.to:
-        if not is_valid(address):
+        if address == ON_DUTY:
+            if team.rota is None:
+                raise section.error("to", "on_duty needs team.rota: who is on duty when")
+        elif not is_valid(address):
             raise section.error("to", f"not a valid address: {address!r}")
     report.at = section.time_of_day("at", report.at)
     report.timezone = section.zone("timezone", report.timezone)
@@ -425,7 +439,7 @@ def config_from_dict(data: Any, path: Path, db_override: Path | str | None = Non
     config.agent = _read_agent(top.section("agent"), team)
     if top.has("smtp"):
         config.smtp = _read_smtp(top.section("smtp"), base)
-    config.report = _read_report(top.section("report"))
+    config.report = _read_report(top.section("report"), team)
     config.templates_dir = top.path_value("templates", base)
     if top.has("auto_ack"):
         config.auto_ack = _read_auto_ack(top.section("auto_ack"))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .store import parse_iso
-from .text import one_line
+from .text import clean_text, one_line
 from .times import format_duration
 
 
@@ -49,10 +49,10 @@ def threads_table(rows: Sequence[dict[str, Any]], now: dt.datetime) -> str:
     if not rows:
         return "no threads"
     return table(
-        ["ID", "STATE", "WAITING", "LAST", "CUSTOMER", "SUBJECT", "TAGS"],
+        ["ID", "STATE", "WAITING", "LAST", "OWNER", "CUSTOMER", "SUBJECT", "TAGS"],
         [[str(r["id"]), r["state"], age(r["waiting_since"], now) if r["waiting_since"] else "",
-          short_time(r["last_at"]), one_line(r["customer"], 30), one_line(r["subject"], 50),
-          " ".join([*r["tags"], *_drafts(r)])] for r in rows],
+          short_time(r["last_at"]), r.get("assignee") or "-", one_line(r["customer"], 30),
+          one_line(r["subject"], 50), " ".join([*r["tags"], *_drafts(r)])] for r in rows],
     )
 
 
@@ -64,7 +64,7 @@ def overdue_table(items: Sequence[dict[str, Any]], now: dt.datetime,
                   business_hours: bool) -> str:
     """``overdue`` as a table; SLA age next to wall-clock age when business hours apply."""
     headers = ["ID", "REASON", "AGE", *(["SLA AGE"] if business_hours else []), "DUE",
-               "CUSTOMER", "SUBJECT", "TAGS"]
+               "OWNER", "CUSTOMER", "SUBJECT", "TAGS"]
     rows = []
     for i in items:
         sla_age = i["sla_age_hours"]
@@ -73,7 +73,7 @@ def overdue_table(items: Sequence[dict[str, Any]], now: dt.datetime,
             format_duration(now - required_time(i["waiting_since"])),
             *([format_duration(dt.timedelta(hours=sla_age)) if sla_age is not None
                else "-"] if business_hours else []),
-            short_time(i["due_at"]), one_line(i["customer"], 30),
+            short_time(i["due_at"]), i.get("assignee") or "-", one_line(i["customer"], 30),
             one_line(i["detail"] if i.get("detail") else i["subject"], 50),
             " ".join([*i["tags"], *_drafts(i)])])
     return table(headers, rows)
@@ -91,6 +91,19 @@ def thread_text(t: dict[str, Any], now: dt.datetime) -> str:
         lines += [f"    {short_time(o['created_at'])}  {o['template']} to "
                   f"{one_line(o['to_addr'])}  {o['state']}"
                   + (f" (copy: {o['sent_copy']})" if o["sent_copy"] else "") for o in sent]
+    if t.get("notes"):
+        lines += ["", "  notes:"]
+        for n in t["notes"]:
+            text = clean_text(n["text"], keep_newlines=True).splitlines() or [""]
+            lines.append(f"    {short_time(n['at'])}  {one_line(n['author'] or 'someone')}: "
+                         f"{text[0]}")
+            lines += [f"      {line}" for line in text[1:]]
+    if t.get("other_threads"):
+        lines += ["", "  the customer's other threads:"]
+        lines += [f"    {o['id']}  {o['state']}  {short_time(o['last_at'])}  "
+                  f"{one_line(o['subject'], 50)}"
+                  + (f"  ({one_line(o['customer'])})" if o["by"] == "domain" else "")
+                  for o in t["other_threads"]]
     if t["history"]:
         lines += ["", "  history:"]
         lines += [f"    {short_time(h['at'])}  {_change(h)}  ({h['cause']})" for h in t["history"]]
@@ -103,6 +116,7 @@ def _thread_head(t: dict[str, Any], now: dt.datetime) -> list[str]:
     lines = [
         f"Thread {t['id']}: {one_line(t['subject'])}",
         f"  state: {t['state']}{until}{priority}",
+        f"  owner: {t.get('assignee') or '-'}",
         f"  customer: {one_line(t['customer_name'] or '')} <{one_line(t['customer'])}>",
         f"  tags: {' '.join(t['tags']) or '-'}",
     ]

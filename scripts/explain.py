@@ -40,7 +40,7 @@ def explain_thread(db: sqlite_utils.Database, config: Config, ref: str | int,
                    now: dt.datetime) -> dict[str, Any]:
     """Why a thread is where it is (``triage explain``)."""
     tid = require_thread(db, ref)
-    [t] = db.query("SELECT t.*, s.state, s.priority, s.snoozed_until FROM threads t "
+    [t] = db.query("SELECT t.*, s.state, s.priority, s.snoozed_until, s.assignee FROM threads t "
                    "LEFT JOIN thread_state s ON s.thread_id = t.id WHERE t.id = ?", [tid])
     msgs = thread_messages(db, tid)
     hits: dict[int, list[str]] = {}
@@ -88,4 +88,7 @@ def explain_thread(db: sqlite_utils.Database, config: Config, ref: str | int,
             "history": [dict(h) for h in db.query(
                 "SELECT at, field, old, new, cause FROM history WHERE thread_id = ? "
                 "ORDER BY at, id", [tid])],
-            "participants": json.loads(t["participants"] or "[]")}
+            "participants": json.loads(t["participants"] or "[]"),
+            "assignee": t["assignee"],
+            "notes": [dict(n) for n in db.query(
+                "SELECT at, author, text FROM notes WHERE thread_id = ? ORDER BY at, id", [tid])]}

@@ -15,8 +15,19 @@ from typing import Any
 import sqlite_utils
 
 from .collisions import teammate_drafts
+from .customers import PUBLIC_DOMAINS, customer_sql, other_threads
 from .states import effective, open_sql
 from .store import iso, loads, query_rows, require_thread
+
+NOBODY = ("none", "unassigned")  # what --assignee takes for "owned by nobody"
+STATE_COLUMNS = "s.state, s.snoozed_until, s.priority, s.assignee"  # of thread_state s
+
+
+def assignee_sql(assignee: str) -> tuple[str, list[Any]]:
+    """A WHERE clause on ``thread_state s``: owned by that member, or by nobody (``none``)."""
+    if assignee.lower() in NOBODY:
+        return "s.assignee IS NULL", []
+    return "s.assignee = ?", [assignee.lower()]
 
 
 def thread_tags(db: sqlite_utils.Database, ids: Sequence[int]) -> dict[int, list[str]]:
@@ -63,6 +74,7 @@ def thread_dict(row: dict[str, Any], tags: list[str], message_ids: list[str],
         "state": state,
         "snoozed_until": row.get("snoozed_until") if state == "snoozed" else None,
         "priority": row.get("priority"),
+        "assignee": row.get("assignee"),
         "tags": tags,
         "waiting_since": row["waiting_since"] if state in ("open", "snoozed") else None,
         "last_sender": row["last_sender"],
@@ -80,9 +92,20 @@ def list_threads(
     state: str | None = None,
     tags: Sequence[str] = (),
     limit: int | None = None,
+    assignee: str | None = None,
+    customer: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Threads, most recent activity first, filtered as the CLI options ask."""
+    """Threads, most recent activity first, filtered as the CLI options ask (``assignee``:
+    a member's name, or ``none``; ``customer``: an address or ``@domain``)."""
     where, params = ["1"], []
+    if assignee:
+        clause, values = assignee_sql(assignee)
+        where.append(clause)
+        params.extend(values)
+    if customer:
+        clause, values = customer_sql(customer)
+        where.append(clause)
+        params.extend(values)
     if folder:
         where.append("t.id IN (SELECT m.thread_id FROM messages m JOIN locations l "
                      "ON l.message = m.id WHERE l.folder = ?)")
@@ -102,7 +125,7 @@ def list_threads(
     elif state:
         where.append("s.state = ?")
         params.append(state)
-    sql = ("SELECT t.*, s.state, s.snoozed_until, s.priority FROM threads t "
+    sql = (f"SELECT t.*, {STATE_COLUMNS} FROM threads t "
            "LEFT JOIN thread_state s ON s.thread_id = t.id WHERE " + " AND ".join(where) +
            " ORDER BY t.last_at DESC, t.id DESC")
     if limit:
@@ -116,11 +139,11 @@ def list_threads(
                         drafts.get(r["id"], ())) for r in rows]
 
 
-def thread_detail(db: sqlite_utils.Database, ref: str | int,
-                  now: dt.datetime) -> dict[str, Any]:
+def thread_detail(db: sqlite_utils.Database, ref: str | int, now: dt.datetime,
+                  public_domains: frozenset[str] = PUBLIC_DOMAINS) -> dict[str, Any]:
     """One thread with its messages, folders, flags and history (``triage show``)."""
     tid = require_thread(db, ref)
-    rows = list(db.query("SELECT t.*, s.state, s.snoozed_until, s.priority FROM threads t "
+    rows = list(db.query(f"SELECT t.*, {STATE_COLUMNS} FROM threads t "
                          "LEFT JOIN thread_state s ON s.thread_id = t.id WHERE t.id = ?", [tid]))
     out = thread_dict(rows[0], thread_tags(db, [tid]).get(tid, []),
                       thread_message_ids(db, [tid]).get(tid, []), now,
@@ -163,6 +186,11 @@ def thread_detail(db: sqlite_utils.Database, ref: str | int,
          "folders": [loc["folder"] for loc in where.get(m["id"], [])]}
         for m in messages if m["draft"] and where.get(m["id"])
     ]
+    out["notes"] = [
+        {"at": n["at"], "author": n["author"], "text": n["text"]}
+        for n in db.query("SELECT * FROM notes WHERE thread_id = ? ORDER BY at, id", [tid])
+    ]
+    out["other_threads"] = other_threads(db, tid, rows[0]["customer"], public_domains, now)
     out["history"] = [
         {"at": h["at"], "field": h["field"], "old": h["old"], "new": h["new"],
          "cause": h["cause"]}

@@ -29,7 +29,7 @@ import sqlite_utils
 
 from . import bounces
 from .config import Config, SLAConfig
-from .listing import draft_authors, thread_message_ids, thread_tags
+from .listing import NOBODY, draft_authors, thread_message_ids, thread_tags
 from .outbox import needs_a_person_sql
 from .sla import Clock
 from .states import open_sql
@@ -74,13 +74,15 @@ def overdue(
     state: str | None = None,
     holding_templates: Collection[str] = (),
     include_not_due: bool = False,
+    assignee: str | None = None,
 ) -> list[dict[str, Any]]:
     """Overdue and follow-up threads and those waiting for a person, oldest wait first
-    (``include_not_due``: every open thread with its due time, as the tests check it)."""
+    (``include_not_due``: every open thread with its due time, as the tests check it;
+    ``assignee``: a member's name, or ``none``)."""
     clock = Clock(config.sla.business_hours)
     at = iso(now)
     columns = ("t.id, t.subject, t.customer, t.customer_name, t.waiting_since, t.last_team_at, "
-               "s.state, s.priority")
+               "s.state, s.priority, s.assignee")
     open_rows = list(db.query(
         f"SELECT {columns} FROM threads t "
         "JOIN thread_state s ON s.thread_id = t.id WHERE t.waiting_since IS NOT NULL "
@@ -112,6 +114,9 @@ def overdue(
             shown_state = "open" if r["state"] == "snoozed" else r["state"]
             if state and shown_state != state:
                 continue
+            if assignee and r["assignee"] != (None if assignee.lower() in NOBODY
+                                              else assignee.lower()):
+                continue
             if reason == "attention":
                 reason = r["reason"]
                 since = parse_iso(r["since"])
@@ -140,6 +145,7 @@ def overdue(
                 "reason": reason,
                 "state": shown_state,
                 "priority": r["priority"],
+                "assignee": r["assignee"],
                 "tags": ttags,
                 "message_ids": [],
                 "detail": r.get("detail"),

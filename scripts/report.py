@@ -201,6 +201,17 @@ def _quarantined(db: sqlite_utils.Database, p: dict[str, Any]) -> dict[str, Any]
     }
 
 
+def _by_owner(items: list[dict[str, Any]], members: Sequence[str]) -> list[dict[str, Any]]:
+    """``items`` grouped by assignee, order kept within each: nobody's first (someone must
+    pick them up), then the members in config order, then names no longer in the config."""
+    groups: dict[str | None, list[dict[str, Any]]] = {}
+    for item in items:
+        groups.setdefault(item.get("assignee"), []).append(item)
+    rank = {name: n for n, name in enumerate(members)}
+    order = sorted(groups, key=lambda o: (o is not None, rank.get(o or "", len(rank)), o or ""))
+    return [{"owner": o, "label": o or "unassigned", "threads": groups[o]} for o in order]
+
+
 def build_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
                  since: dt.datetime | None = None, *,
                  holding_templates: Collection[str] | None = None,
@@ -224,6 +235,7 @@ def build_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
     overdue_listed, overdue_more = _capped(unanswered)
     followup_listed, followup_more = _capped(followups)
     attention_listed, attention_more = _capped(attention)
+    members = [m.name for m in config.team.members]
     return {
         "generated_at": iso(now),
         "since": iso(since),
@@ -243,6 +255,10 @@ def build_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
         "overdue_more": overdue_more,
         "followup": followup_listed,
         "followup_more": followup_more,
+        # the same lists by owner (one group, nobody's, when team.members is not set)
+        "by_owner": bool(members),
+        "overdue_groups": _by_owner(overdue_listed, members),
+        "followup_groups": _by_owner(followup_listed, members),
         **_activity(db, p),
         "backlog": _backlog(open_rows, now),
         "response": _response(db, p),

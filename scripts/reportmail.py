@@ -12,8 +12,9 @@ from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from .config import Config
+from .config import ON_DUTY, Config
 from .errors import ConfigError
+from .members import on_duty
 from .render import environment, render_file
 from .store import parse_iso
 from .text import one_line
@@ -95,13 +96,29 @@ def check_sendable(config: Config) -> None:
                           "missing: the report needs a From address (or list team.addresses)")
 
 
+def report_recipients(config: Config, now: dt.datetime) -> list[str]:
+    """``report.to`` with ``on_duty`` replaced by the address of the member on duty today
+    (left out on a day the rota names nobody)."""
+    out = []
+    for entry in config.report.to:
+        if entry != ON_DUTY:
+            out.append(entry)
+        elif (member := on_duty(config.team.members, config.team.rota, now,
+                                config.report.timezone)) is not None:
+            out.append(member.address)
+    if not out:
+        raise ConfigError(config.path, "report.to", "nobody to send the report to today "
+                          "(on_duty only, and the rota names nobody)")
+    return list(dict.fromkeys(out))
+
+
 def report_message(config: Config, rendered: RenderedReport, now: dt.datetime) -> EmailMessage:
     """The report as a ``multipart/alternative`` email to ``report.to``."""
     check_sendable(config)
     sender = config.agent.address or ""
     msg = EmailMessage()
     msg["From"] = formataddr((config.agent.name, sender))
-    msg["To"] = ", ".join(config.report.to)
+    msg["To"] = ", ".join(report_recipients(config, now))
     msg["Subject"] = rendered.subject
     msg["Date"] = format_datetime(now.astimezone(dt.UTC))
     msg["Message-ID"] = make_msgid("report", domain=sender.rpartition("@")[2] or None)

@@ -6,7 +6,8 @@ moved to a folder that is not synced), so nobody can answer it and it is never o
 takes the state its mail calls for again when the mail comes back.  A snooze runs out at
 its time, not at the next sync: a snoozed thread whose time has passed counts as open
 everywhere, through :func:`open_sql` in queries and :func:`effective` in Python.  Every
-change is written with its cause to ``history``.
+change -- and every change of tags, priority and assignee -- is written with its cause
+to ``history``.
 """
 
 from __future__ import annotations
@@ -109,6 +110,23 @@ def set_priority(db: sqlite_utils.Database, thread_id: int, priority: str | None
         db.execute("INSERT INTO thread_state (thread_id, state, priority, changed_at) "
                    "VALUES (?, 'open', ?, ?)", [thread_id, priority, at])
     record(db, thread_id, at, "priority", old, priority, cause)
+    return True
+
+
+def set_assignee(db: sqlite_utils.Database, thread_id: int, name: str | None, at: str,
+                 cause: str) -> bool:
+    """Give a thread to a team member (``None``: to nobody), with history."""
+    row = db.execute("SELECT assignee FROM thread_state WHERE thread_id = ?",
+                     [thread_id]).fetchone()
+    old = row[0] if row else None
+    if old == name:
+        return False
+    if row:
+        db.execute("UPDATE thread_state SET assignee = ? WHERE thread_id = ?", [name, thread_id])
+    else:
+        db.execute("INSERT INTO thread_state (thread_id, state, assignee, changed_at) "
+                   "VALUES (?, 'open', ?, ?)", [thread_id, name, at])
+    record(db, thread_id, at, "assignee", old, name, cause)
     return True
 
 

@@ -4,7 +4,8 @@ delivery reports linked (bounces.py).
 
 :func:`refresh` runs after every sync on the threads marked dirty, the messages not yet
 triaged and the reports not yet linked, a few hundred at a time, one transaction per
-chunk; threads with automated mail only are closed and tagged ``automated``.
+chunk; threads with automated mail only are closed and tagged ``automated``; then owners
+follow members' replies and the rota (assignment.py).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from . import bounces
+from . import assignment, bounces
 from .config import Config, TeamConfig
 from .senders import US, classify
 from .states import change_tags, first_state, follow_mail, follow_presence, wake_snoozed
-from .store import CHUNK, iso, parse_iso, query_in, query_rows
+from .store import CHUNK, chunks, iso, parse_iso, query_in, query_rows
 from .subjects import normalize_subject
 from .summary import Event, summarize
 from .tagging import apply_rules
@@ -32,6 +33,8 @@ class RefreshResult:
     threads: int = 0
     reopened: list[int] = field(default_factory=list)
     rule_hits: int = 0
+    refreshed: list[int] = field(default_factory=list)
+    new_threads: list[int] = field(default_factory=list)  # given their first state
 
 
 @dataclass
@@ -131,6 +134,7 @@ def refresh_threads(db: sqlite_utils.Database, config: Config, thread_ids: Seque
         current = current_states.get(tid)
         if current is None:
             first_states.append((tid, first_state(s).value, at))
+            result.new_threads.append(tid)
         elif not follow_presence(db, tid, s, current, at, f.present) \
                 and follow_mail(db, tid, s, current, at):
             result.reopened.append(tid)
@@ -163,6 +167,7 @@ def refresh(db: sqlite_utils.Database, config: Config, now: dt.datetime,
         with db.atomic():
             refresh_threads(db, config, ids, now, result)
         result.threads += len(ids)
+        result.refreshed.extend(ids)
     if not config.rules:  # nothing to apply: one statement instead of a chunked walk
         with db.atomic():
             db.execute("UPDATE messages SET triaged = 1 WHERE triaged = 0")
@@ -173,6 +178,13 @@ def refresh(db: sqlite_utils.Database, config: Config, now: dt.datetime,
             break
         with db.atomic():
             result.rule_hits += len(apply_rules(db, config, ids, now))
+    if config.team.members:  # after the rules: a rule's owner comes before the rota's
+        for part in chunks(sorted(set(result.refreshed))):
+            with db.atomic():
+                assignment.follow_replies(db, config, part, now)
+        for part in chunks(result.new_threads):
+            with db.atomic():
+                assignment.follow_rota(db, config, part, now)
     with db.atomic():
         wake_snoozed(db, now)
     return result

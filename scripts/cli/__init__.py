@@ -42,7 +42,7 @@ COMMAND_MODULES = {
     "explain": "explain", "close": "state", "reopen": "state", "snooze": "state",
     "tag": "state", "retag": "retag", "reply": "reply", "templates": "templates",
     "report": "report", "run": "run", "demo": "demo", "outbox": "outbox",
-    "account": "account",
+    "account": "account", "assign": "team", "unassign": "team", "note": "team",
 }
 
 
@@ -87,12 +87,14 @@ class TriageGroup(click.Group):
               help="The clock for every age computation (default: the real time).")
 @click.option("--init", is_flag=True,
               help="Start a new database where one was lost (or use another in its place).")
+@click.option("--as", "acting_as", envvar="TRIAGE_AS", metavar="NAME",
+              help="Who you are: a team.members name or address (env TRIAGE_AS).")
 @click.option("-v", "--verbose", count=True, help="More output on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str, db_path: str | None, now: dt.datetime | None,
-        init: bool, verbose: int, quiet: bool) -> None:
+        init: bool, acting_as: str | None, verbose: int, quiet: bool) -> None:
     """Triage a shared support mailbox: sync it into SQLite, see whose turn it is,
     answer kindly, and prove every morning that nothing fell through the cracks."""
     _configure_logging(verbose, quiet)
-    ctx.obj = App(config_path, db_path, now, verbose, quiet, init)
+    ctx.obj = App(config_path, db_path, now, verbose, quiet, init, acting_as)

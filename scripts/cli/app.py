@@ -25,8 +25,9 @@ class App:
     """What every command needs, built lazily from the global options."""
 
     def __init__(self, config_path: str, db_path: str | None, now: dt.datetime | None,
-                 verbose: int, quiet: bool, init: bool = False):
+                 verbose: int, quiet: bool, init: bool = False, acting_as: str | None = None):
         self.config_path = Path(config_path)
+        self.acting_as = acting_as
         self.db_override = db_path
         self.init = init
         self.fixed_now = now
@@ -45,6 +46,15 @@ class App:
     def db(self) -> sqlite_utils.Database:
         return open_db(self.config.db_path, allow_symlink=self.config.db_allow_symlink,
                        init=self.init)
+
+    @cached_property
+    def member_name(self) -> str | None:
+        """The team member ``--as`` (``TRIAGE_AS``) names, checked against team.members."""
+        if not self.acting_as:
+            return None
+        from ..assignment import member_named
+
+        return member_named(self.config, self.acting_as).name
 
     @cached_property
     def holding_templates(self) -> set[str]:
@@ -85,3 +95,12 @@ def json_option(f: F) -> F:
     return click.option("json_", "--json", is_flag=True, help="Print JSON for scripts.")(f)
 
 
+
+
+def owner_filter(app: App, assignee: str | None) -> str | None:
+    """``--assignee``: a member (``me`` meaning ``--as``) by name, or ``none``, as given."""
+    if assignee is None or assignee.lower() in ("none", "unassigned"):
+        return assignee
+    from ..assignment import member_named
+
+    return member_named(app.config, assignee, app.acting_as).name

@@ -22,7 +22,8 @@ def explain_command(app: App, thread: str, json_: bool) -> None:
         click.echo(dumps(info))
         return
     out = [f"Thread {info['thread_id']}: {one_line(info['subject'])}",
-           f"  state {info['state']}; {info['turn']}; tags: {' '.join(info['tags']) or '-'}"]
+           f"  state {info['state']}; {info['turn']}; tags: {' '.join(info['tags']) or '-'}; "
+           f"owner: {info['assignee'] or '-'}"]
     for m in info["messages"]:
         out.append(f"  {m['n']}. [{short_time(m['arrived_at'])}] {one_line(m['from'])}")
         out.append(f"     {m['why']}")
@@ -40,6 +41,9 @@ def explain_command(app: App, thread: str, json_: bool) -> None:
                 out.append(f"       clock ran {short_time(a)} -> {short_time(b)}")
     else:
         out.append("  SLA: not running (nobody is waiting on us)")
+    for n in info["notes"]:
+        out.append(f"  note {short_time(n['at'])} by {one_line(n['author'] or 'someone')}: "
+                   f"{one_line(n['text'], 100)}")
     for h in info["history"]:
         out.append(f"  {short_time(h['at'])} {h['field']}: {h['old'] or '-'} -> "
                    f"{h['new'] or '-'} ({h['cause']})")

@@ -11,7 +11,7 @@ from ..errors import EXIT_OVERDUE
 from ..listing import echo_json
 from ..overdue import overdue
 from ..states import STATES
-from .app import App, json_option, pass_app
+from .app import App, json_option, owner_filter, pass_app
 from .params import DURATION
 
 
@@ -20,14 +20,17 @@ from .params import DURATION
 @click.option("--threshold", type=DURATION, help="Override the SLA threshold (e.g. 4h, 2d).")
 @click.option("--tag", "tags", multiple=True, help="Only threads with this tag (repeatable).")
 @click.option("--state", type=click.Choice(STATES), help="Only threads in this state.")
+@click.option("--assignee", metavar="NAME|none",
+              help="Only threads this member owns (`me`: --as), or `none` for nobody's.")
 @click.option("--fail-if-any", is_flag=True,
               help="Exit with status 3 when anything is overdue (for monitoring).")
 @pass_app
 def overdue_command(app: App, json_: bool, threshold: dt.timedelta | None, tags: tuple[str, ...],
-                    state: str | None, fail_if_any: bool) -> None:
+                    state: str | None, assignee: str | None, fail_if_any: bool) -> None:
     """List open threads past their SLA and threads due for a follow-up."""
     items = overdue(app.db, app.config, app.now, threshold=threshold, tags=tags, state=state,
-                    holding_templates=app.holding_templates)
+                    holding_templates=app.holding_templates,
+                    assignee=owner_filter(app, assignee))
     if json_:
         echo_json(items)
     elif items:

@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from ..assignment import claim
 from ..compose import preview, render_reply
 from ..outbox import SENT, UNKNOWN, save_draft
 from ..sending import Result, bulk_targets, compose_each, send_replies
@@ -42,6 +43,13 @@ def _report(app: App, result: Result) -> bool:
     else:
         click.echo(f"{where}: not sent: {outcome.error}", err=True)
     return False
+
+
+def _claim(app: App, results: list[Result]) -> None:
+    """What a member (--as) answered and nobody owned is theirs now."""
+    if app.member_name:
+        claim(app.db, [r.thread_id for r in results if r.sent], app.member_name, app.now,
+              f"cli: {app.member_name} replied")
 
 
 def _confirm(question: str, lines: list[str]) -> None:
@@ -80,6 +88,7 @@ def reply_command(app: App, args: tuple[str, ...], bulk: bool, send: bool, draft
     """
     if send and draft:
         raise click.UsageError("use either --send or --draft")
+    _ = app.member_name  # an unknown --as fails now, not after the mail went out
     if bulk:
         if len(args) != 1:
             raise click.UsageError("with --overdue give only TEMPLATE")
@@ -97,6 +106,7 @@ def reply_command(app: App, args: tuple[str, ...], bulk: bool, send: bool, draft
         app.echo(f"thread {tid}: draft saved in {folder}", err=True)
     elif send:
         [result] = send_replies(app.db, app.config, [reply], app.now, force=force)
+        _claim(app, [result])
         if not _report(app, result):
             raise SystemExit(1)
     elif raw:
@@ -129,6 +139,7 @@ def _bulk(app: App, template: str, send: bool, draft: bool, yes: bool, force: bo
             app.echo(f"thread {reply.thread_id}: draft saved in {folder}", err=True)
         return
     results = send_replies(app.db, app.config, replies, app.now, force=force)
+    _claim(app, results)
     sent = sum(_report(app, r) for r in results)
     # a thread someone else is on was skipped on purpose; a send that failed is a failure
     failed = sum(r.outcome is not None and not r.sent for r in results)

@@ -37,8 +37,9 @@ def report_command(app: App, since: dt.datetime | None, output: Path | None, sen
     if output is not None:
         write_private(output, rendered.html)  # customer names and subjects: 0600
     if send:
-        smtp.send_message(config.smtp, report_message(config, rendered, app.now))
-        app.echo(f"report sent to {', '.join(config.report.to)}", err=True)
+        message = report_message(config, rendered, app.now)
+        smtp.send_message(config.smtp, message)
+        app.echo(f"report sent to {message['To']}", err=True)
     if json_:
         click.echo(dumps(data))
     else:

@@ -9,7 +9,7 @@ import click
 from .. import display
 from ..listing import dumps, echo_json, list_threads, thread_detail
 from ..states import STATES
-from .app import App, json_option, pass_app
+from .app import App, json_option, owner_filter, pass_app
 from .params import When
 
 
@@ -21,13 +21,18 @@ from .params import When
                    "unless given).")
 @click.option("--state", type=click.Choice(STATES), help="Only threads in this state.")
 @click.option("--tag", "tags", multiple=True, help="Only threads with this tag (repeatable).")
+@click.option("--assignee", metavar="NAME|none",
+              help="Only threads this member owns (`me`: --as), or `none` for nobody's.")
+@click.option("--customer", metavar="ADDRESS|@DOMAIN",
+              help="Only threads of this customer, or of anyone at this domain.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N threads.")
 @pass_app
 def threads_command(app: App, json_: bool, folder: str | None, since: dt.datetime | None,
-                    state: str | None, tags: tuple[str, ...], limit: int | None) -> None:
+                    state: str | None, tags: tuple[str, ...], assignee: str | None,
+                    customer: str | None, limit: int | None) -> None:
     """List threads, most recent activity first."""
     rows = list_threads(app.db, app.now, folder=folder, since=since, state=state, tags=tags,
-                        limit=limit)
+                        limit=limit, assignee=owner_filter(app, assignee), customer=customer)
     if json_:
         echo_json(rows)
         return
@@ -40,7 +45,7 @@ def threads_command(app: App, json_: bool, folder: str | None, since: dt.datetim
 @pass_app
 def show_command(app: App, thread: str, json_: bool) -> None:
     """Show one thread: its messages, state, tags and history."""
-    detail = thread_detail(app.db, thread, app.now)
+    detail = thread_detail(app.db, thread, app.now, app.config.team.public_domains)
     if json_:
         click.echo(dumps(detail))
         return
