@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import addresses, render
+from . import addresses, quoting, render
 from .config import AgentConfig, Config
 from .errors import AddressError, ReplyError
 from .listing import thread_messages, thread_tags
@@ -152,11 +152,13 @@ def recipients(messages: Sequence[Mapping[str, Any]], target: Mapping[str, Any] 
 
 
 def build_context(db: sqlite_utils.Database, config: Config, thread_id: int,
-                  now: dt.datetime, person: Recipients | None = None) -> dict[str, Any]:
+                  now: dt.datetime, person: Recipients | None = None,
+                  target: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What a reply template sees: ``thread``, ``customer`` and ``agent`` (plain values).
 
     ``customer`` is the person the reply is written to (``person``), else the thread's
-    customer.
+    customer; ``thread.last_customer`` the message answered (``target``), whose whole text
+    is asked of the server only if the template uses it (quoting.py).
     """
     row = _thread_row(db, thread_id)
     messages = [m for m in thread_messages(db, thread_id) if not m["draft"]]
@@ -181,10 +183,19 @@ def build_context(db: sqlite_utils.Database, config: Config, thread_id: int,
                 }
                 for m in messages
             ],
+            "last_customer": _last_customer(db, config, target),
         },
         "customer": customer_block(name, address),
         "agent": agent_block(config),
     }
+
+
+def _last_customer(db: sqlite_utils.Database, config: Config,
+                   target: Mapping[str, Any] | None) -> quoting.LastCustomer | None:
+    if target is None:
+        return None
+    message = target["id"]
+    return quoting.LastCustomer(target, lambda: quoting.server_text(db, config, message))
 
 
 def render_template(config: Config | None, template: render.ReplyTemplate,
@@ -192,6 +203,7 @@ def render_template(config: Config | None, template: render.ReplyTemplate,
     """(subject override or None, body), rendered in the sandbox."""
     env = render.environment(config)
     name = f"{template.name}.j2"
+    context = {**context, "quote": template.quote}
     body = render.render_string(env, template.body, context, name)
     subject = None
     if template.subject:
@@ -230,17 +242,56 @@ def render_reply(db: sqlite_utils.Database, config: Config, thread_id: int,
                  cc: bool = True) -> Reply:
     """Compose the full reply to a thread from a template; changes nothing."""
     template = render.load_reply(config, template_name)
+    draft = templated_draft(db, config, thread_id, template, now, cc=cc)
+    return compose(db, config, draft, template, now, auto=auto)
+
+
+def templated_draft(db: sqlite_utils.Database, config: Config, thread_id: int,
+                    template: render.ReplyTemplate, now: dt.datetime, *,
+                    cc: bool = True) -> Draft:
+    """A reply's draft with ``template`` rendered into it (its subject, if it has one)."""
+    draft = reply_draft(db, config, thread_id, cc=cc)
+    subject_override, body = render_template(
+        config, template, build_context(db, config, thread_id, now, draft.person,
+                                        draft.target))
+    if subject_override:
+        draft.subject = subject_override
+    draft.body = body
+    return draft
+
+
+@dataclass
+class Draft:
+    """A reply before it is a message: what a person may still change (``reply --edit``)."""
+
+    thread_id: int
+    person: Recipients
+    subject: str
+    body: str = ""
+    target: Mapping[str, Any] = field(default_factory=dict)  # the message it answers
+
+
+def reply_draft(db: sqlite_utils.Database, config: Config, thread_id: int, *,
+                cc: bool = True) -> Draft:
+    """Whom a reply to the thread goes to and its subject, before any body is written."""
     row = _thread_row(db, thread_id)
     messages = thread_messages(db, thread_id)
     target = reply_target(messages, config)
     person = recipients(messages, target, config, thread_id, cc=cc)
     assert target is not None  # recipients() refuses a thread without one
-    subject_override, body = render_template(
-        config, template, build_context(db, config, thread_id, now, person))
+    subject = reply_subject(one_line(row["subject"] or target["subject"]))
+    return Draft(thread_id, person, subject, target=target)
+
+
+def compose(db: sqlite_utils.Database, config: Config, draft: Draft,
+            template: render.ReplyTemplate, now: dt.datetime, *, auto: bool = False) -> Reply:
+    """The message for a finished draft: threading headers, our Message-ID, the body."""
     sender = _from_address(config)
-    subject = subject_override or reply_subject(one_line(row["subject"] or target["subject"]))
-    in_reply_to, refs = _references(target)
+    person = draft.person
+    in_reply_to, refs = _references(draft.target)
     message_id = make_msgid(domain=sender.domain)
+    subject = one_line(draft.subject)
+    body = draft.body
 
     msg = EmailMessage(policy=email.policy.default)
     msg["From"] = sender
@@ -265,8 +316,9 @@ def render_reply(db: sqlite_utils.Database, config: Config, thread_id: int,
         msg.set_content(body)
     else:  # quoted-printable goes through any relay, 8BITMIME or not
         msg.set_content(body, cte="quoted-printable")
-    reply = Reply(message=msg, template=template, thread_id=thread_id, to_addr=person.to_addr,
-                  subject=subject, message_id=message_id.strip("<>"), cc=person.cc, auto=auto)
+    reply = Reply(message=msg, template=template, thread_id=draft.thread_id,
+                  to_addr=person.to_addr, subject=subject, message_id=message_id.strip("<>"),
+                  cc=person.cc, auto=auto)
     _check_headers(reply)
     return reply
 

@@ -84,6 +84,10 @@ class ReplyError(MailtriageError):
     """A reply cannot be composed (unknown thread, nobody valid to answer)."""
 
 
+class EditAborted(ReplyError):
+    """A reply whose edit was left empty or unchanged: nothing is sent (exit 1)."""
+
+
 class OutboxError(MailtriageError):
     """A request about the outbox that cannot be done (no such row)."""
 

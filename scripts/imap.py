@@ -423,6 +423,23 @@ class IMAPSession:
                     out[uid] = value
         return out
 
+    def fetch_text(self, uid: int, limit: int) -> str | None:
+        """The first text/plain part of one message in the selected folder (at most
+        ``limit`` bytes of it), for quoting; None when it has none."""
+        from .quoting import decode_part, text_section  # only a reply that quotes needs it
+
+        c = self._c()
+        found = c.fetch([uid], ["BODYSTRUCTURE"]).get(uid, {})
+        section = text_section(found.get(b"BODYSTRUCTURE")) if found else None
+        if section is None:
+            return None
+        number, encoding, charset = section
+        item = f"BODY.PEEK[{number}]<0.{limit}>"
+        data = c.fetch([uid], [item]).get(uid, {})
+        raw = next((v for k, v in data.items() if k.startswith(f"BODY[{number}]".encode())
+                    and isinstance(v, bytes)), None)
+        return None if raw is None else decode_part(raw, encoding, charset)
+
     # -- writing (drafts, sent copies) ------------------------------------------
     def append(self, folder: str, raw: bytes, flags: Sequence[str] = (),
                when: dt.datetime | None = None) -> None:

@@ -94,6 +94,7 @@ class ReplyTemplate:
     subject: str | None = None
     holding: bool = False
     tags: list[str] = field(default_factory=list)
+    quote: bool = False  # the template shows the customer's message quoted (``quote``)
     source: str = ""
 
 
@@ -132,7 +133,8 @@ def load_reply(config: Config | None, name: str) -> ReplyTemplate:
             template = ReplyTemplate(name=name, body=body, source=str(path),
                                      subject=meta.get("subject", str),
                                      holding=meta.get("holding", bool, False),
-                                     tags=meta.str_list("tags"))
+                                     tags=meta.str_list("tags"),
+                                     quote=meta.get("quote", bool, False))
             meta.reject_unknown()
             return template
     raise TemplateProblem(

@@ -12,6 +12,7 @@ from typing import Any
 from . import render
 from .compose import agent_block, customer_block, render_template
 from .config import Config
+from .quoting import LastCustomer
 from .text import one_line
 
 
@@ -24,6 +25,10 @@ def sample_contexts(config: Config | None) -> list[tuple[str, dict[str, Any]]]:
             "id": 1, "subject": subject, "tags": ["billing"], "age": "2d 4h",
             "messages": [{"from": sender, "from_name": name, "date": "2026-01-05T09:30:00Z",
                           "subject": subject, "snippet": "Hello, I need help with this."}],
+            "last_customer": LastCustomer({
+                "from_addr": sender, "from_name": name, "date": "2026-01-05T09:30:00Z",
+                "snippet": "Hello, I need help with this.\n\n> what we wrote before\n-- \n"
+                           + name}),
         }
 
     samples = [

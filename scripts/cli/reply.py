@@ -5,15 +5,19 @@ Without ``--send`` or ``--draft`` nothing changes: the reply is printed as a per
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from ..assignment import claim
-from ..compose import preview, render_reply
+from ..compose import Reply, compose, preview, templated_draft
+from ..editing import apply_edit, edit_text, free_form_template, read_body
+from ..errors import EditAborted
 from ..outbox import SENT, UNKNOWN, save_draft
+from ..render import load_reply
 from ..sending import Result, bulk_targets, compose_each, send_replies
-from ..store import resolve_thread_id
+from ..store import require_thread
 from ..text import one_line
 from .app import App, pass_app
 
@@ -62,7 +66,12 @@ def _confirm(question: str, lines: list[str]) -> None:
 
 
 @click.command("reply", short_help="Answer a thread, or every overdue one, from a template.")
-@click.argument("args", nargs=-1, metavar="[THREAD] TEMPLATE")
+@click.argument("args", nargs=-1, metavar="[THREAD] [TEMPLATE]")
+@click.option("--edit", "-e", is_flag=True,
+              help="Finish the reply in $VISUAL/$EDITOR (To, Cc, Subject and the text); "
+                   "without TEMPLATE, start from a greeting and the customer's words.")
+@click.option("--body", "body_file", metavar="FILE|-",
+              help="Send this text (a file, or - for stdin) instead of a template.")
 @click.option("--overdue", "bulk", is_flag=True,
               help="Answer every overdue thread (TEMPLATE only; never twice, never automated "
                    "mail).")
@@ -77,42 +86,75 @@ def _confirm(question: str, lines: list[str]) -> None:
               help="Only to the customer, not to the others the last message was written to.")
 @click.option("--raw", is_flag=True, help="Print the MIME message instead of readable text.")
 @pass_app
-def reply_command(app: App, args: tuple[str, ...], bulk: bool, send: bool, draft: bool,
-                  yes: bool, force: bool, no_cc: bool, raw: bool) -> None:
+def reply_command(app: App, args: tuple[str, ...], edit: bool, body_file: str | None,
+                  bulk: bool, send: bool, draft: bool, yes: bool, force: bool, no_cc: bool,
+                  raw: bool) -> None:
     """Reply to THREAD from TEMPLATE: print it, or --draft / --send it.
 
     \b
     triage reply 42 sorry            show the reply, change nothing
     triage reply 42 sorry --send     send it; the thread becomes "waiting"
+    triage reply 42 sorry --edit --send   adjust it in your editor first
+    triage reply 42 --edit --send    write it yourself (greeting and quote to start)
+    triage reply 42 --body answer.txt --send
     triage reply --overdue sorry --send --yes
     """
     if send and draft:
         raise click.UsageError("use either --send or --draft")
     _ = app.member_name  # an unknown --as fails now, not after the mail went out
     if bulk:
-        if len(args) != 1:
-            raise click.UsageError("with --overdue give only TEMPLATE")
+        if len(args) != 1 or edit or body_file:
+            raise click.UsageError("with --overdue give only TEMPLATE (no --edit or --body)")
         _bulk(app, args[0], send, draft, yes, force, not no_cc)
         return
-    if len(args) != 2:
-        raise click.UsageError("expected THREAD TEMPLATE")
-    ref, template = args
-    tid = resolve_thread_id(app.db, ref)
-    if tid is None:
-        raise click.ClickException(f"no thread {ref!r}")
-    reply = render_reply(app.db, app.config, tid, template, app.now, cc=not no_cc)
+    if not args or len(args) > 2 or (len(args) == 1 and not (edit or body_file)) \
+            or (body_file and len(args) == 2):
+        raise click.UsageError("expected THREAD TEMPLATE, THREAD --edit [TEMPLATE] "
+                               "or THREAD --body FILE")
+    tid = require_thread(app.db, args[0])
+    reply = written_reply(app, tid, args[1] if len(args) == 2 else None, edit=edit,
+                          body_file=body_file, send=send, cc=not no_cc)
     if draft:
         folder = save_draft(app.db, app.config, reply, app.now)
         app.echo(f"thread {tid}: draft saved in {folder}", err=True)
     elif send:
-        [result] = send_replies(app.db, app.config, [reply], app.now, force=force)
-        _claim(app, [result])
-        if not _report(app, result):
-            raise SystemExit(1)
+        send_one(app, reply, force)
     elif raw:
         click.echo(reply.message.as_string(), nl=False)
     else:
         click.echo(preview(reply), nl=False)
+
+
+def written_reply(app: App, tid: int, template_name: str | None, *, edit: bool,
+                  body_file: str | None, send: bool, cc: bool) -> Reply:
+    """The reply to one thread: from a template, a body written elsewhere, or the editor
+    (an unchanged file when sending, or an empty text, sends nothing: EditAborted)."""
+    db, config = app.db, app.config
+    if template_name is not None:
+        template = load_reply(config, template_name)
+        draft = templated_draft(db, config, tid, template, app.now, cc=cc)
+    else:
+        template = free_form_template(config)
+        draft = templated_draft(db, config, tid, template, app.now, cc=cc)
+        if body_file is not None:
+            draft.body = read_body(body_file, sys.stdin.read() if body_file == "-" else None)
+    if edit:
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        text = click.edit(edit_text(draft), editor=editor, require_save=send,
+                          extension=".txt")  # a 0600 file in $TMPDIR, removed afterwards
+        if text is None:
+            raise EditAborted("the reply was not changed: nothing sent")
+        draft = apply_edit(draft, text, config)
+    return compose(db, config, draft, template, app.now)
+
+
+def send_one(app: App, reply: Reply, force: bool) -> bool:
+    """Send one reply with every check; whether it went out (said on stderr either way)."""
+    [result] = send_replies(app.db, app.config, [reply], app.now, force=force)
+    _claim(app, [result])
+    if not _report(app, result):
+        raise SystemExit(1)
+    return True
 
 
 def _bulk(app: App, template: str, send: bool, draft: bool, yes: bool, force: bool,
