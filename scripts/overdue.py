@@ -103,17 +103,17 @@ def overdue(
     tag_map = thread_tags(db, ids)  # thresholds and filters need them
     # Message-IDs are read only for the threads that end up on the list.
     items = []
-    for reason, rows in (("unanswered", open_rows), ("followup", follow_rows),
-                         ("attention", attention_rows)):
+    for kind, rows in (("unanswered", open_rows), ("followup", follow_rows),
+                       ("attention", attention_rows)):
         for r in rows:
+            reason = r["reason"] if kind == "attention" else kind
             ttags = tag_map.get(r["id"], [])
             if any(t not in ttags for t in tags):
                 continue
             shown_state = "open" if r["state"] == "snoozed" else r["state"]
             if state and shown_state != state:
                 continue
-            if reason == "attention":
-                reason = r["reason"]
+            if kind == "attention":
                 since = parse_iso(r["since"])
                 due = since or now
             elif reason == "unanswered":
