@@ -64,11 +64,18 @@ class Attempt:
     error: str | None = None
 
 
+def _defang(value: Any, width: int) -> str:
+    """A stranger's text (a subject, a bounce's diagnostic) made one clean line that cannot
+    ping the channel: ``@everyone``, ``@here`` and Slack's ``<!channel>`` are mentions."""
+    text = re.sub(r"(?<![\w.+-])@", "(at)", one_line(value, width))
+    return text.replace("<!", "< !")
+
+
 def _thread_line(tid: int, subject: Any, customer: Any, extra: str = "") -> str:
-    text = f'#{tid} "{one_line(subject, 80)}"'
+    text = f'#{tid} "{_defang(subject, 80)}"'
     if customer:
-        text += f" from {one_line(customer, 80)}"
-    return text + (f" ({one_line(extra, 160)})" if extra else "")
+        text += f" from {_defang(customer, 80)}"
+    return text + (f" ({_defang(extra, 160)})" if extra else "")
 
 
 def conditions(items: Iterable[Mapping[str, Any]], urgent: Iterable[Mapping[str, Any]],
@@ -90,7 +97,7 @@ def conditions(items: Iterable[Mapping[str, Any]], urgent: Iterable[Mapping[str,
                                                             row["customer"])
     if "sync_failed" in events:
         for account, error in failed.items():
-            now[("sync_failed", None, account)] = f"account {account}: {one_line(error, 200)}"
+            now[("sync_failed", None, account)] = f"account {account}: {_defang(error, 200)}"
     return now
 
 
@@ -169,18 +176,18 @@ def deliver(entry: NotifyURL, title: str, body: str) -> Attempt:
     except ConfigError as exc:  # names the key and the variable or command, never a value
         attempt.error = str(exc)
         return attempt
-    import apprise
-
-    logging.getLogger("apprise").propagate = False  # its debug lines show whole URLs
-    app = apprise.Apprise(asset=apprise.AppriseAsset(storage_mode="memory"))
-    if not app.add(url):
-        attempt.error = "not a URL Apprise can send to"
-        return attempt
     said: list[str] = []
     try:
+        import apprise
+
+        logging.getLogger("apprise").propagate = False  # its debug lines show whole URLs
+        app = apprise.Apprise(asset=apprise.AppriseAsset(storage_mode="memory"))
+        if not app.add(url):
+            attempt.error = "not a URL Apprise can send to"
+            return attempt
         ok = bool(app.notify(body=body, title=title, timeout=TIMEOUT,
-                             log_callback=lambda entry, _service: said.append(entry.message)))
-    except Exception as exc:  # a plugin's bug must not stop the run
+                             log_callback=lambda line, _service: said.append(line.message)))
+    except Exception as exc:  # Apprise missing, or a plugin's bug: never stops the run
         said.append(type(exc).__name__)
         ok = False
     if not ok:

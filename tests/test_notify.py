@@ -59,7 +59,7 @@ def test_conditions_map_overdue_reasons_to_events_once_per_thread():
     assert set(only) == {("bounced", 3, None)}
 
 
-def test_message_groups_by_event_cleans_stranger_text_and_caps_long_lists():
+def test_message_groups_by_event_defangs_stranger_text_and_caps_long_lists():
     lines = notify.conditions(
         [item(i, "unanswered", subject=f"Help\x1b[2J\r\nnow {i}") for i in range(1, 26)],
         [], {"default": "refused"}, notify.EVENTS)
@@ -67,6 +67,9 @@ def test_message_groups_by_event_cleans_stranger_text_and_caps_long_lists():
     assert title == "mailtriage: 25 overdue, 1 sync_failed"
     assert body.startswith("Waiting too long (25):\n- #1 \"Help now 1\" from carol@customer")
     assert "\x1b" not in body and "\r" not in body
+    [ping] = notify.conditions([item(9, "bounced", subject="@everyone <!channel> hi",
+                                     detail="@here")], [], {}, notify.EVENTS).values()
+    assert ping == '#9 "(at)everyone < !channel> hi" from carol@customer.test ((at)here)'
     assert "- … and 5 more (triage overdue)" in body
     assert body.endswith("Sync failed (1):\n- account default: refused")
 
