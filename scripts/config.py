@@ -24,6 +24,7 @@ from .customers import PUBLIC_DOMAINS
 from .errors import ConfigError, UsageError
 from .files import check_file
 from .members import Member, Rota, read_members, read_rota
+from .notifyconfig import NotifyConfig, read_notify
 from .rules import Rule, compile_rules
 from .sla import BusinessHours
 from .validate import Section, resolve_path
@@ -183,6 +184,7 @@ class Config:
     agent: AgentConfig = field(default_factory=AgentConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     auto_ack: AutoAckConfig | None = None
+    notify: NotifyConfig | None = None
     templates_dir: Path | None = None
 
     @property
@@ -447,6 +449,8 @@ def config_from_dict(data: Any, path: Path, db_override: Path | str | None = Non
             raise ConfigError(path, "auto_ack.template", (
                 f"no reply template {config.auto_ack.template!r} in "
                 + " or ".join(str(d / "replies") for d in config.template_dirs())))
+    if top.has("notify"):
+        config.notify = read_notify(top.section("notify"))
     config.rules = compile_rules(top.items("rules"))
     top.reject_unknown()
     return config

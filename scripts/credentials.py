@@ -32,6 +32,15 @@ class HasSecrets(Protocol):
     command_env: list[str]
 
 
+class RunsCommands(Protocol):
+    """What resolving any ``*_env``/``*_cmd`` secret needs: where its keys are, and which
+    variables its command may see."""
+
+    config_file: str
+    key_prefix: str
+    command_env: list[str]
+
+
 def command_environment(names: list[str]) -> dict[str, str]:
     """The environment a secret command runs with: :data:`COMMAND_ENV` plus ``names``."""
     return {name: os.environ[name] for name in (*COMMAND_ENV, *names) if name in os.environ}
@@ -44,7 +53,7 @@ class Secret(str):
         return "Secret('***')"
 
 
-def _run(cmd: list[str], cfg: HasSecrets, key: str, timeout: float = 30.0) -> Secret:
+def _run(cmd: list[str], cfg: RunsCommands, key: str, timeout: float = 30.0) -> Secret:
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout, check=False, shell=False,
@@ -65,6 +74,21 @@ def _run(cmd: list[str], cfg: HasSecrets, key: str, timeout: float = 30.0) -> Se
         raise ConfigError(cfg.config_file, f"{cfg.key_prefix}.{key}",
                           f"command {cmd[0]} printed nothing")
     return Secret(value)
+
+
+def from_env_or_cmd(cfg: RunsCommands, name: str, env: str | None,
+                    cmd: list[str] | None) -> Secret:
+    """A secret other than a login (a notification URL): ``{name}_env`` names a variable,
+    ``{name}_cmd`` a command, checked the same way as a password's; ConfigError otherwise."""
+    if env:
+        value = os.environ.get(env)
+        if not value:
+            raise ConfigError(cfg.config_file, f"{cfg.key_prefix}.{name}_env",
+                              f"environment variable {env} is not set")
+        return Secret(value)
+    if cmd:
+        return _run(cmd, cfg, f"{name}_cmd")
+    raise ConfigError(cfg.config_file, cfg.key_prefix, f"missing: set {name}_env or {name}_cmd")
 
 
 def password(cfg: HasSecrets) -> Secret:

@@ -105,9 +105,10 @@ def overdue(
     tag_map = thread_tags(db, ids)  # thresholds and filters need them
     # Message-IDs are read only for the threads that end up on the list.
     items = []
-    for reason, rows in (("unanswered", open_rows), ("followup", follow_rows),
-                         ("attention", attention_rows)):
+    for kind, rows in (("unanswered", open_rows), ("followup", follow_rows),
+                       ("attention", attention_rows)):
         for r in rows:
+            reason = r["reason"] if kind == "attention" else kind
             ttags = tag_map.get(r["id"], [])
             if any(t not in ttags for t in tags):
                 continue
@@ -117,8 +118,7 @@ def overdue(
             if assignee and r["assignee"] != (None if assignee.lower() in NOBODY
                                               else assignee.lower()):
                 continue
-            if reason == "attention":
-                reason = r["reason"]
+            if kind == "attention":
                 since = parse_iso(r["since"])
                 due = since or now
             elif reason == "unanswered":

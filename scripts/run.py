@@ -11,6 +11,8 @@
    a week sends one catch-up report, not seven.  The report goes out even when
    the sync failed (it then says so loudly); the run still reports failure.  It is
    recorded in the outbox before it is sent, so no day's report goes out twice.
+4. With ``notify:``, one chat message listing what newly happened (notify.py), before the
+   report; a failed one is a warning, never a failure.
 
 Nothing here prints: :class:`RunResult` says what happened and what went wrong.
 """
@@ -26,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from . import notify as notify_mod
 from . import outbox, render, sending
 from . import report as report_mod
 from . import sync as sync_mod
@@ -267,9 +270,10 @@ def run(
     *,
     send_report: bool = True,
     auto_ack: bool = True,
+    notify: bool = True,
     sync_fn: Callable[..., sync_mod.SyncResult] | None = None,
 ) -> RunResult:
-    """Sync, acknowledge, report: one cron tick.  Raises only for a broken database."""
+    """Sync, acknowledge, notify, report: one cron tick.  Raises only for a broken database."""
     result = RunResult()
     sync_all(db, config, now, result, sync_fn=sync_fn)
     if auto_ack and config.auto_ack is not None:
@@ -280,6 +284,8 @@ def run(
             log.info("auto_ack skipped: the sync failed")
     items = overdue(db, config, now, holding_templates=render.holding_templates(config))
     result.overdue = len(items)
+    if notify:  # what newly happened, to the team's chat (notify.py); never a failure
+        result.warnings += notify_mod.notify_run(db, config, now, items)
     if send_report:
         send_daily_report(db, config, now, result, items=items)
     return result

@@ -244,6 +244,42 @@ def m005_members_and_notes(db: sqlite_utils.Database) -> None:
     )
 
 
+# m006 is another branch's (search); migrations are applied by name, whichever lands first.
+
+
+@migrations()
+def m007_notify(db: sqlite_utils.Database) -> None:
+    """What ``triage run`` told the team's chat about (notify.py), so each event is told once
+    until it clears, and every attempt with its outcome.  No foreign key on ``thread_id``: a
+    merged thread's id goes away, and its open rows simply clear at the next run."""
+    db.table("notify_events").create(
+        {
+            "id": int,
+            "event": str,  # overdue | bounced | delivery_unknown | urgent | sync_failed
+            "thread_id": int,  # the thread, for all but sync_failed
+            "account": str,  # the account, for sync_failed
+            "since": str,  # the run that first saw it
+            "cleared_at": str,  # the run that no longer saw it
+            "notified_at": str,  # when a message listing it was delivered
+            "attempts": int,  # messages listing it that no URL took
+        },
+        pk="id",
+        defaults={"attempts": 0},
+    )
+    db.table("notify_attempts").create(
+        {
+            "id": int,
+            "at": str,
+            "target": str,  # the config entry (notify.urls[0]), never the URL
+            "service": str,  # the URL's scheme, or url_env / url_cmd
+            "events": int,  # how many events the message listed
+            "ok": int,
+            "error": str,  # why not, with nothing of the URL in it
+        },
+        pk="id",
+    )
+
+
 def ensure_shape(db: sqlite_utils.Database) -> None:
     """Indexes and views: idempotent, run after migrations on every open."""
     indexes = [
@@ -285,6 +321,10 @@ def ensure_shape(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE INDEX IF NOT EXISTS idx_messages_quarantined ON messages(first_seen_at) "
         "WHERE parse_error IS NOT NULL"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_notify_events_open ON notify_events(event, thread_id) "
+        "WHERE cleared_at IS NULL"
     )
     db.create_view(
         "thread_overview",
