@@ -30,6 +30,8 @@ def explain_command(app: App, thread: str, json_: bool) -> None:
         out.append(f"     linked by: {m['linked_by']}")
         if m["rules"]:
             out.append(f"     rules fired: {', '.join(m['rules'])}")
+        if m["kept_closed"]:
+            out.append(f"     stayed closed: {m['kept_closed']}")
     sla = info["sla"]
     if "due_at" in sla:
         out.append(f"  SLA: waiting since {short_time(sla['waiting_since'])}, threshold "
@@ -44,6 +46,8 @@ def explain_command(app: App, thread: str, json_: bool) -> None:
     for n in info["notes"]:
         out.append(f"  note {short_time(n['at'])} by {one_line(n['author'] or 'someone')}: "
                    f"{one_line(n['text'], 100)}")
+    for line in info["by_hand"]:
+        out.append(f"  {line}")
     for h in info["history"]:
         out.append(f"  {short_time(h['at'])} {h['field']}: {h['old'] or '-'} -> "
                    f"{h['new'] or '-'} ({h['cause']})")
