@@ -17,8 +17,7 @@ def merge_command(app: App, threads: tuple[str, ...]) -> None:
     with app.db.atomic():
         survivor = threadfix.merge(app.db, threads, app.now)
     triage.refresh(app.db, app.config, app.now)
-    click.echo(f"thread {survivor}")
-    app.echo(f"merged into thread {survivor}", err=True)
+    click.echo(f"thread {survivor}")  # the thread that holds them all now
 
 
 @click.command("split", short_help="Move messages out of a thread into a new one.")
@@ -32,8 +31,7 @@ def split_command(app: App, thread: str, message_ids: tuple[str, ...]) -> None:
     with app.db.atomic():
         new = threadfix.split(app.db, thread, message_ids, app.now)
     triage.refresh(app.db, app.config, app.now)
-    click.echo(f"thread {new}")
-    app.echo(f"{len(message_ids)} message(s) moved to the new thread {new}", err=True)
+    click.echo(f"thread {new}")  # the new thread
 
 
 COMMANDS = [merge_command, split_command]
