@@ -48,6 +48,16 @@ def test_by_hand_lines_come_from_cli_history_only():
         "split by hand on 2026-11-23 13:00: messages of thread 5 moved to thread 9"]
 
 
+def test_the_decisions_table_comes_from_migration_m008(tmp_path):
+    db = open_db(tmp_path / "state.db")
+    names = [r[0] for r in db.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+    assert names[-1] == "m008_thread_decisions"
+    table = db["thread_decisions"]
+    assert table.pks == ["id"] and table.foreign_keys == []  # merges delete threads
+    assert set(table.columns_dict) == {"id", "kind", "at", "cause", "thread_id",
+                                       "new_thread_id", "moved", "stayed", "message_key"}
+
+
 class Local:
     """A store fed batch by batch as sync would (store_batch, then the refresh)."""
 
