@@ -148,6 +148,7 @@ def _message_lines(m: dict[str, Any]) -> list[str]:
            else one_line(m["from"]))
     lines = [f"  [{short_time(m['arrived_at'])}] {who}",
              f"    subject: {one_line(m['subject'])}",
+             f"    id: <{one_line(m['id'])}>",  # what `triage split` takes
              f"    folders: {', '.join(one_line(f) for f in m['folders']) or '-'}"
              f"  flags: {' '.join(m['flags']) or '-'}"]
     for label, value in (("automated", ", ".join(m["auto_signals"])),

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import senders
+from . import decisions, senders
 from .config import Config
 from .listing import thread_messages, thread_tags
 from .overdue import threshold_for
@@ -50,6 +50,7 @@ def explain_thread(db: sqlite_utils.Database, config: Config, ref: str | int,
     by_id: dict[str, int] = {}
     refs_seen: dict[str, int] = {}
     out_msgs = []
+    quiet = decisions.kept_closed(db, [tid])
     for n, m in enumerate(msgs, 1):
         kind = "draft" if m["draft"] else classify_row(m, config.team)
         why = ("a draft, never sent: it answers nothing" if m["draft"]
@@ -57,7 +58,8 @@ def explain_thread(db: sqlite_utils.Database, config: Config, ref: str | int,
         link = "starts the thread" if n == 1 else _link_reason(m, by_id, refs_seen)
         out_msgs.append({"n": n, "message_id": m["message_id"], "from": m["from_addr"],
                          "arrived_at": m["arrived_at"], "subject": m["subject"], "kind": kind,
-                         "why": why, "linked_by": link, "rules": hits.get(m["id"], [])})
+                         "why": why, "linked_by": link, "rules": hits.get(m["id"], []),
+                         "kept_closed": _kept_closed(quiet.get(m["key"]))})
         if m["message_id"]:
             by_id[m["message_id"]] = n
         for r in loads(m["refs"]) + ([m["in_reply_to"]] if m["in_reply_to"] else []):
@@ -76,19 +78,32 @@ def explain_thread(db: sqlite_utils.Database, config: Config, ref: str | int,
             "overdue": due <= now,
             "segments": [[iso(a), iso(b)] for a, b in clock.segments(since, now, limit=50)],
         })
-    last = next((m for m in reversed(out_msgs) if m["kind"] not in (AUTO, "draft")), None)
-    if last is None:
+    last = next((m for m in reversed(out_msgs)
+                 if m["kind"] not in (AUTO, "draft") and not m["kept_closed"]), None)
+    if out_msgs and out_msgs[-1]["kept_closed"] and t["state"] == State.CLOSED:
+        turn = f"closed, and it stayed closed: {out_msgs[-1]['kept_closed']}"
+    elif last is None:
         turn = "only automated mail: nobody is waiting"
     elif last["kind"] == CUSTOMER:
         turn = "the customer spoke last: our turn"
     else:
         turn = "we spoke last: the customer's turn"
+    history = [dict(h) for h in db.query(
+        "SELECT at, field, old, new, cause FROM history WHERE thread_id = ? ORDER BY at, id",
+        [tid])]
     return {"thread_id": tid, "subject": t["subject"], "state": t["state"], "tags": tags,
-            "turn": turn, "messages": out_msgs, "sla": sla,
-            "history": [dict(h) for h in db.query(
-                "SELECT at, field, old, new, cause FROM history WHERE thread_id = ? "
-                "ORDER BY at, id", [tid])],
+            "turn": turn, "messages": out_msgs, "sla": sla, "history": history,
+            "by_hand": decisions.by_hand(history),
             "participants": json.loads(t["participants"] or "[]"),
             "assignee": t["assignee"],
             "notes": [dict(n) for n in db.query(
                 "SELECT at, author, text FROM notes WHERE thread_id = ? ORDER BY at, id", [tid])]}
+
+
+def _kept_closed(cause: str | None) -> str | None:
+    """Why a customer's message left its closed thread closed, or None."""
+    if cause is None:
+        return None
+    rule = cause.removeprefix("rule:")
+    return (f"rule {rule} (keep_closed) matched it in a closed thread: it neither reopened "
+            "the thread nor started a wait")

@@ -219,6 +219,9 @@ def store_batch(
             forward_subject=subjects.is_forward_subject(p.subject), sender=p.from_addr,
             subject_norm=row["subject_norm"], participants=people,
             arrived_at=f.internal_date or p.date or now, gm_thrid=f.gm_thrid,
+            message_id=p.message_id,
+            parents=tuple(dict.fromkeys([*([p.in_reply_to] if p.in_reply_to else []),
+                                         *reversed(p.references)])),
         ))
         next_id += 1
     if rows:

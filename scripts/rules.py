@@ -8,6 +8,7 @@ A rule matches one message and acts on its thread::
       tags: [+billing, -urgent]
       priority: high
       close: false
+      keep_closed: false    # true: this mail in a closed thread leaves it closed (states.py)
 
 A pattern is a case-insensitive glob, or a regular expression when written
 ``/like this/``.  A list of patterns matches when any of them does.  Address
@@ -70,6 +71,7 @@ class Rule:
     priority: str | None = None
     close: bool = False
     extra_headers: tuple[str, ...] = field(default=())
+    keep_closed: bool = False
 
     def matches(self, msg: MessageView) -> bool:
         if not all(msg.check(c) for c in self.all):
@@ -213,14 +215,16 @@ def compile_rule(sec: Section) -> Rule:
         if priority is not None and priority not in PRIORITIES:
             raise ValueError(f"priority: expected one of {', '.join(PRIORITIES)}")
         close = sec.get("close", bool, False)
-        if not (add or remove or priority or close):
-            raise ValueError("no action: give tags, priority or close")
+        keep_closed = sec.get("keep_closed", bool, False)
+        if not (add or remove or priority or close or keep_closed):
+            raise ValueError("no action: give tags, priority, close or keep_closed")
     except ValueError as exc:
         raise sec.error_here(str(exc)) from None
     sec.reject_unknown()
     conds = all_conds + tuple(c for g in any_groups for c in g)
     headers = tuple(sorted({c.header for c in conds if c.header}))
-    return Rule(name, all_conds, any_groups, tuple(add), tuple(remove), priority, close, headers)
+    return Rule(name, all_conds, any_groups, tuple(add), tuple(remove), priority, close, headers,
+                keep_closed=keep_closed)
 
 
 def compile_rules(sections: Sequence[Section]) -> list[Rule]:

@@ -280,6 +280,28 @@ def m007_notify(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m008_thread_decisions(db: sqlite_utils.Database) -> None:
+    """What a person (or a keep_closed rule) decided about threads, by message ``key``:
+    row ids and thread ids change with merges and re-threading, keys survive ``sync --full``
+    and a UIDVALIDITY re-map.  Thread ids here are as they were at the time, informational,
+    so no foreign key: merges delete threads (decisions.py)."""
+    db.table("thread_decisions").create(
+        {
+            "id": int,
+            "kind": str,  # merge | split | keep_closed
+            "at": str,
+            "cause": str,  # cli | rule:NAME
+            "thread_id": int,  # merge: the survivor; split: the thread split
+            "new_thread_id": int,  # split: the thread the messages went to
+            "moved": str,  # JSON keys: merged into thread_id, or split off it
+            "stayed": str,  # JSON keys: what thread_id held (merge) or kept (split)
+            "message_key": str,  # keep_closed: the message that left the thread closed
+        },
+        pk="id",
+    )
+
+
 def ensure_shape(db: sqlite_utils.Database) -> None:
     """Indexes and views: idempotent, run after migrations on every open."""
     indexes = [
@@ -302,6 +324,8 @@ def ensure_shape(db: sqlite_utils.Database) -> None:
         ("bounces", ["thread_id"], False),
         ("thread_state", ["assignee"], False),
         ("notes", ["thread_id", "at"], False),
+        ("thread_decisions", ["message_key"], False),
+        ("thread_decisions", ["kind"], False),
     ]
     for table, cols, unique in indexes:
         db.table(table).create_index(cols, unique=unique, if_not_exists=True)

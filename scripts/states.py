@@ -5,23 +5,28 @@ time), ``closed``, and ``gone``: none of its mail is left in a synced folder (ex
 moved to a folder that is not synced), so nobody can answer it and it is never overdue; it
 takes the state its mail calls for again when the mail comes back.  A snooze runs out at
 its time, not at the next sync: a snoozed thread whose time has passed counts as open
-everywhere, through :func:`open_sql` in queries and :func:`effective` in Python.  Every
-change -- and every change of tags, priority and assignee -- is written with its cause
-to ``history``.
+everywhere, through :func:`open_sql` in queries and :func:`effective` in Python.  Customer
+mail that a ``keep_closed`` rule matches ("Thanks!") leaves a closed thread closed
+(:func:`keep_closed`).  Every change -- and every change of tags, priority and assignee --
+is written with its cause to ``history``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from .store import iso, parse_iso
+from . import decisions
+from .rules import MessageView
+from .store import iso, parse_iso, query_in, query_rows
 
 if TYPE_CHECKING:
+    from .config import Config
     from .summary import Summary
 
 
@@ -185,3 +190,37 @@ def wake_snoozed(db: sqlite_utils.Database, now: dt.datetime) -> list[int]:
     return woken
 
 
+
+
+def keep_closed(db: sqlite_utils.Database, config: Config, thread_ids: Sequence[int],
+                current: Mapping[int, Mapping[str, Any]], at: str) -> None:
+    """New customer mail that a ``keep_closed`` rule matches, arriving in a closed thread,
+    neither reopens it nor starts a wait.  Decided once, when the mail is first seen (not
+    yet triaged), and kept in ``thread_decisions`` by the message's key, so every later
+    summary leaves it out (summary.Event.quiet) even after the thread is reopened; a real
+    question after it still reopens the thread (caller's transaction, before summaries)."""
+    from .senders import CUSTOMER, classify_row  # here: senders -> config -> states
+
+    rules = [r for r in config.rules if r.keep_closed]
+    closed = [t for t in thread_ids if (c := current.get(t)) and c["state"] == State.CLOSED]
+    if not rules or not closed:
+        return
+    rows = list(query_in(
+        db, "SELECT * FROM messages WHERE thread_id IN ({in}) AND triaged = 0 AND draft = 0 "
+            "AND key NOT IN (SELECT message_key FROM thread_decisions "
+            "WHERE kind = 'keep_closed')", closed))
+    folders: dict[int, list[str]] = defaultdict(list)
+    for message, folder in query_rows(
+            db, "SELECT message, folder FROM locations WHERE message IN ({in})",
+            [r["id"] for r in rows]):
+        folders[message].append(folder)
+    for row in rows:
+        if classify_row(row, config.team) != CUSTOMER:
+            continue  # ours or a machine's: neither reopens a thread anyway
+        view = MessageView(row, folders[row["id"]])
+        rule = next((r for r in rules if r.matches(view)), None)
+        if rule is None:
+            continue
+        cause = f"rule:{rule.name}"
+        decisions.add(db, "keep_closed", at, cause, row["thread_id"], message_key=row["key"])
+        record(db, row["thread_id"], at, "kept_closed", None, row["message_id"], cause)

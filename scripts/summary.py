@@ -32,6 +32,7 @@ class Event:
     signals: Sequence[str] = ()
     template: str | None = None
     synced: bool = True  # False for a reply we sent that has not come back from Sent yet
+    quiet: bool = False  # customer mail a keep_closed rule left out of the wait (states.py)
 
 
 @dataclass
@@ -60,7 +61,7 @@ def summarize(events: Sequence[Event], team: TeamConfig) -> Summary:
     s.first_at, s.last_at = ordered[0].at, ordered[-1].at
     s.signals = list(dict.fromkeys(sig for e in ordered for sig in e.signals))
     for e in ordered:
-        if e.kind == CUSTOMER:
+        if e.kind == CUSTOMER and not e.quiet:
             _customer_wrote(s, e)
         elif e.kind == US:
             _we_wrote(s, e)

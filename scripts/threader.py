@@ -17,6 +17,8 @@ The rule (README, "Threads"):
    of the two is stored first, they meet: the threads do not depend on sync order.
 4. What we sent (the ``outbox``) joins the thread we sent it to by its Message-ID.
 
+A split made by hand (decisions.py) keeps its two sides apart whatever links them later.
+
 Union-find over ids keeps it linear; a References cycle is just more unions, so
 no input can make it loop.
 """
@@ -32,7 +34,8 @@ from typing import Any, cast
 
 import sqlite_utils
 
-from . import subjects
+from . import decisions, subjects
+from .states import record
 from .store import iso, parse_iso, query_in, query_rows
 
 SUBJECT_WINDOW = dt.timedelta(days=14)
@@ -101,6 +104,8 @@ class NewMessage:
     thread_id: int | None = field(default=None)
     forward_subject: bool = False  # "Fwd: ..." and the other forward prefixes
     sender: str | None = None
+    message_id: str | None = None
+    parents: tuple[str, ...] = ()  # In-Reply-To, then References nearest first
 
 
 def assign_threads(
@@ -158,15 +163,21 @@ def _settle(db: sqlite_utils.Database, new: Sequence[NewMessage], uf: UnionFind,
         elif kind == "t":
             existing[uf.find(node)].add(value)
     gm_by_id = {m.id: m.gm_thrid for m in new if m.gm_thrid}
-    next_id = _next_thread_id(db)
+    next_id = next_thread_id(db)
     assignments: dict[int, int] = {}
     new_threads: list[dict[str, Any]] = []
+    by_id = {m.id: m for m in new}
     for root, message_ids in components.items():
         tids = sorted(existing.get(root, ()))
+        sides = decisions.keep_apart(db, tids) if len(tids) > 1 else [tids]
+        for side in sides:
+            if len(side) > 1:
+                merge_threads(db, side[0], side[1:], now)
+        if len(sides) > 1:  # a split by hand: each message joins the side it answers
+            assignments.update(decisions.place(db, sides, [by_id[i] for i in message_ids]))
+            continue
         if tids:
             survivor = tids[0]
-            if len(tids) > 1:
-                merge_threads(db, survivor, tids[1:], now)
         else:
             survivor, next_id = next_id, next_id + 1
             thrid = next((gm_by_id[i] for i in message_ids if i in gm_by_id), None)
@@ -276,7 +287,8 @@ def _people(from_addr: str | None, to_json: str | None, cc_json: str | None) -> 
     return people
 
 
-def _next_thread_id(db: sqlite_utils.Database) -> int:
+def next_thread_id(db: sqlite_utils.Database) -> int:
+    """An id no thread had yet (merged ones' ids still resolve to where they went)."""
     row = db.execute(
         "SELECT MAX(COALESCE((SELECT MAX(id) FROM threads), 0), "
         "COALESCE((SELECT MAX(old_id) FROM thread_aliases), 0))"
@@ -289,7 +301,8 @@ def mark_dirty(db: sqlite_utils.Database, thread_ids: Iterable[int]) -> None:
 
 
 def merge_threads(
-    db: sqlite_utils.Database, survivor: int, others: Sequence[int], now: dt.datetime
+    db: sqlite_utils.Database, survivor: int, others: Sequence[int], now: dt.datetime,
+    cause: str = "sync",
 ) -> None:
     """Fold ``others`` into ``survivor``, keeping every tag, state and history row."""
     at = iso(now)
@@ -318,9 +331,6 @@ def merge_threads(
         db.execute("UPDATE thread_aliases SET thread_id = ? WHERE thread_id = ?", args)
         db.execute("INSERT OR REPLACE INTO thread_aliases (old_id, thread_id) VALUES (?, ?)",
                    [old, survivor])
-        db.execute(
-            "INSERT INTO history (thread_id, at, field, old, new, cause) "
-            "VALUES (?, ?, 'merge', ?, ?, 'sync')", [survivor, at, str(old), str(survivor)]
-        )
+        record(db, survivor, at, "merge", old, survivor, cause)
         db.execute("DELETE FROM threads WHERE id = ?", [old])
     db.execute("UPDATE threads SET dirty = 1 WHERE id = ?", [survivor])

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from . import assignment, bounces
+from . import assignment, bounces, states
 from .config import Config, TeamConfig
+from .decisions import kept_closed
 from .senders import US, classify
 from .states import change_tags, first_state, follow_mail, follow_presence, wake_snoozed
 from .store import CHUNK, chunks, iso, parse_iso, query_in, query_rows
@@ -53,11 +54,12 @@ def _load_facts(db: sqlite_utils.Database, thread_ids: Sequence[int],
     facts: dict[int, _ThreadFacts] = defaultdict(_ThreadFacts)
     seen_ids: dict[int, set[str]] = defaultdict(set)
     loads = json.loads
+    quiet = kept_closed(db, thread_ids)
     for (tid, message_id, original_id, from_addr, from_name, to_json, cc_json, subject, arrived,
-         signals_json, template, from_sent, auth_json) in query_rows(
+         signals_json, template, from_sent, auth_json, key) in query_rows(
         db,
         "SELECT thread_id, message_id, original_id, from_addr, from_name, to_addrs, cc_addrs, "
-        "subject, arrived_at, auto_signals, template, from_sent, auth_results FROM messages "
+        "subject, arrived_at, auto_signals, template, from_sent, auth_results, key FROM messages "
         "WHERE thread_id IN ({in}) AND draft = 0 ORDER BY arrived_at, id",
         thread_ids,
     ):
@@ -80,6 +82,7 @@ def _load_facts(db: sqlite_utils.Database, thread_ids: Sequence[int],
         f.events.append(Event(
             at=at, kind=kind, message_id=message_id, from_addr=from_addr, from_name=from_name,
             to=to, subject=subject or "", signals=signals, template=template,
+            quiet=key in quiet,
         ))
     for r in query_in(db, "SELECT thread_id, message_id, to_addr, subject, settled_at, template "
                           "FROM outbox WHERE thread_id IN ({in}) AND kind = 'reply' "
@@ -114,9 +117,10 @@ def refresh_threads(db: sqlite_utils.Database, config: Config, thread_ids: Seque
     """
 
     at = iso(now)
-    facts = _load_facts(db, thread_ids, config.team)
     current_states = {r["thread_id"]: r for r in query_in(
         db, "SELECT * FROM thread_state WHERE thread_id IN ({in})", thread_ids)}
+    states.keep_closed(db, config, thread_ids, current_states, at)
+    facts = _load_facts(db, thread_ids, config.team)
     updates = []
     first_states: list[tuple[int, str, str]] = []
     automated: list[int] = []

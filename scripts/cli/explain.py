@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..display import short_time
@@ -25,11 +27,7 @@ def explain_command(app: App, thread: str, json_: bool) -> None:
            f"  state {info['state']}; {info['turn']}; tags: {' '.join(info['tags']) or '-'}; "
            f"owner: {info['assignee'] or '-'}"]
     for m in info["messages"]:
-        out.append(f"  {m['n']}. [{short_time(m['arrived_at'])}] {one_line(m['from'])}")
-        out.append(f"     {m['why']}")
-        out.append(f"     linked by: {m['linked_by']}")
-        if m["rules"]:
-            out.append(f"     rules fired: {', '.join(m['rules'])}")
+        out += _message_lines(m)
     sla = info["sla"]
     if "due_at" in sla:
         out.append(f"  SLA: waiting since {short_time(sla['waiting_since'])}, threshold "
@@ -44,10 +42,23 @@ def explain_command(app: App, thread: str, json_: bool) -> None:
     for n in info["notes"]:
         out.append(f"  note {short_time(n['at'])} by {one_line(n['author'] or 'someone')}: "
                    f"{one_line(n['text'], 100)}")
+    for line in info["by_hand"]:
+        out.append(f"  {line}")
     for h in info["history"]:
         out.append(f"  {short_time(h['at'])} {h['field']}: {h['old'] or '-'} -> "
                    f"{h['new'] or '-'} ({h['cause']})")
     click.echo("\n".join(out))
+
+
+def _message_lines(m: dict[str, Any]) -> list[str]:
+    lines = [f"  {m['n']}. [{short_time(m['arrived_at'])}] {one_line(m['from'])}",
+             f"     {m['why']}",
+             f"     linked by: {m['linked_by']}"]
+    if m["rules"]:
+        lines.append(f"     rules fired: {', '.join(m['rules'])}")
+    if m["kept_closed"]:
+        lines.append(f"     stayed closed: {m['kept_closed']}")
+    return lines
 
 
 COMMANDS = [explain_command]
