@@ -19,7 +19,7 @@ import sqlite_utils
 from .config import Config
 from .errors import UsageError
 from .members import Member, find, on_duty
-from .states import set_assignee
+from .states import assign_if_unowned, set_assignee
 from .store import iso, parse_iso, query_rows
 
 
@@ -54,10 +54,7 @@ def claim(db: sqlite_utils.Database, thread_ids: Sequence[int], name: str,
     at = iso(now)
     with db.atomic():
         for tid in thread_ids:
-            row = db.execute("SELECT assignee FROM thread_state WHERE thread_id = ?",
-                             [tid]).fetchone()
-            if not (row and row[0]):
-                set_assignee(db, tid, name, at, cause)
+            assign_if_unowned(db, tid, name, at, cause)
 
 
 def follow_replies(db: sqlite_utils.Database, config: Config, thread_ids: Sequence[int],

@@ -452,5 +452,10 @@ def config_from_dict(data: Any, path: Path, db_override: Path | str | None = Non
     if top.has("notify"):
         config.notify = read_notify(top.section("notify"))
     config.rules = compile_rules(top.items("rules"))
+    members = {m.name for m in team.members}
+    for n, rule in enumerate(config.rules):
+        if rule.assign is not None and rule.assign not in members:
+            raise ConfigError(path, f"rules[{n}] ({rule.name}).assign",
+                              f"{rule.assign!r} is not in team.members")
     top.reject_unknown()
     return config

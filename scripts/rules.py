@@ -72,6 +72,7 @@ class Rule:
     close: bool = False
     extra_headers: tuple[str, ...] = field(default=())
     keep_closed: bool = False
+    assign: str | None = None  # a team.members name: owner of a thread nobody owns
 
     def matches(self, msg: MessageView) -> bool:
         if not all(msg.check(c) for c in self.all):
@@ -216,15 +217,16 @@ def compile_rule(sec: Section) -> Rule:
             raise ValueError(f"priority: expected one of {', '.join(PRIORITIES)}")
         close = sec.get("close", bool, False)
         keep_closed = sec.get("keep_closed", bool, False)
-        if not (add or remove or priority or close or keep_closed):
-            raise ValueError("no action: give tags, priority, close or keep_closed")
+        assign = sec.get("assign", str)
+        if not (add or remove or priority or close or keep_closed or assign):
+            raise ValueError("no action: give tags, priority, close, keep_closed or assign")
     except ValueError as exc:
         raise sec.error_here(str(exc)) from None
     sec.reject_unknown()
     conds = all_conds + tuple(c for g in any_groups for c in g)
     headers = tuple(sorted({c.header for c in conds if c.header}))
     return Rule(name, all_conds, any_groups, tuple(add), tuple(remove), priority, close, headers,
-                keep_closed=keep_closed)
+                keep_closed=keep_closed, assign=assign.strip().lower() if assign else None)
 
 
 def compile_rules(sections: Sequence[Section]) -> list[Rule]:

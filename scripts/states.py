@@ -135,6 +135,15 @@ def set_assignee(db: sqlite_utils.Database, thread_id: int, name: str | None, at
     return True
 
 
+def assign_if_unowned(db: sqlite_utils.Database, thread_id: int, name: str, at: str,
+                      cause: str) -> bool:
+    """Give the thread to ``name`` only if nobody owns it: a rule or a member's reply never
+    overrides a person's choice."""
+    row = db.execute("SELECT assignee FROM thread_state WHERE thread_id = ?",
+                     [thread_id]).fetchone()
+    return not (row and row[0]) and set_assignee(db, thread_id, name, at, cause)
+
+
 def follow_mail(db: sqlite_utils.Database, tid: int, s: Summary,
                 current: Mapping[str, Any], at: str) -> bool:
     """Move a thread's state after its mail changed (caller's transaction): new customer

@@ -14,7 +14,7 @@ import sqlite_utils
 
 from .config import Config
 from .rules import MessageView, Rule, matching_rules
-from .states import State, change_tags, set_priority, set_state
+from .states import State, assign_if_unowned, change_tags, set_priority, set_state
 from .store import chunks, iso, query_in, query_rows
 
 
@@ -61,6 +61,8 @@ def _act(db: sqlite_utils.Database, rule: Rule, message: int, tid: int, at: str)
         changes.append(f"priority={rule.priority}")
     if rule.close and set_state(db, tid, State.CLOSED, at, cause):
         changes.append("state=closed")
+    if rule.assign and assign_if_unowned(db, tid, rule.assign, at, cause):
+        changes.append(f"assignee={rule.assign}")
     return changes
 
 

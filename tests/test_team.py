@@ -264,3 +264,28 @@ def test_the_report_groups_overdue_threads_by_owner_nobodys_first(team_mailbox):
         ("bob", ["Invoice wrong", "Sync slow"])]
     text = ok(cfg, "report").stdout
     assert text.index("unassigned (1):") < text.index("alice (1):") < text.index("bob (2):")
+
+
+def test_a_rule_assigns_before_the_rota_and_never_over_a_person(tmp_path, mailbox, monkeypatch):
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", mailbox.password)
+    put(mailbox, msgid="q1@acme.test", subject="Invoice wrong", frm="Ann <ann@acme.test>")
+    put(mailbox, msgid="q2@acme.test", subject="Export fails", frm="Ann <ann@acme.test>")
+    rules = [{"name": "billing", "match": {"subject": "/invoice/"}, "assign": "carol"}]
+    cfg = write_config(tmp_path, mailbox, team=_team(rota={"every": "1d", "start": "2026-01-01",
+                                                             "members": ["bob"]}), rules=rules)
+    ok(cfg, "sync")
+    owners = {s: t["assignee"] for s, t in _by_subject(cfg).items()}
+    assert owners == {"Invoice wrong": "carol", "Export fails": "bob"}
+    tid = str(_by_subject(cfg)["Invoice wrong"]["id"])
+    ok(cfg, "assign", tid, "alice")
+    put(mailbox, msgid="q3@acme.test", subject="Re: Invoice wrong", frm="Ann <ann@acme.test>",
+        in_reply_to="q1@acme.test", date=NOW)
+    ok(cfg, "sync", now=NOW + dt.timedelta(minutes=5))
+    assert _by_subject(cfg)["Invoice wrong"]["assignee"] == "alice"
+
+
+def test_a_rule_assigning_to_someone_not_on_the_team_is_a_config_error(tmp_path):
+    rules = [{"name": "billing", "match": {"subject": "/invoice/"}, "assign": "dave"}]
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, rules=rules)
+    assert ": rules[0] (billing).assign: 'dave' is not in team.members" in str(info.value)
