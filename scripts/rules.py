@@ -27,6 +27,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
 
+from .errors import UsageError
 from .validate import Section
 
 FIELDS = ("from", "to", "cc", "reply_to", "subject", "body", "folder", "header")
@@ -181,6 +182,21 @@ def _tags(value: Any) -> tuple[list[str], list[str]]:
 
 
 TAG_RULE = "a tag is letters, digits, '.', ':', '/', '-' and '_', starting with a letter or digit"
+
+
+def parse_tag_changes(changes: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``+billing -urgent`` as (added, removed); UsageError for anything else."""
+    add: list[str] = []
+    remove: list[str] = []
+    for change in changes:
+        if change[:1] not in ("+", "-") or len(change) < 2:
+            raise UsageError(f"{change!r}: write +tag to add or -tag to remove")
+        if not is_tag(change[1:]):
+            raise UsageError(f"{change[1:]!r}: {TAG_RULE}")
+        (add if change[0] == "+" else remove).append(change[1:])
+    if not (add or remove):
+        raise UsageError("no tag changes (write +tag or -tag)")
+    return add, remove
 
 
 def is_tag(name: str) -> bool:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import click
 
-from ..rules import TAG_RULE, is_tag
+from ..rules import parse_tag_changes
 from ..states import State, change_tags, set_state
 from ..store import iso, require_thread
 from .app import App, pass_app
@@ -59,14 +59,7 @@ def snooze_command(app: App, threads: tuple[str, ...], until: dt.datetime) -> No
 @pass_app
 def tag_command(app: App, thread: str, changes: tuple[str, ...]) -> None:
     """Add and remove tags by hand: triage tag 42 +billing -urgent"""
-    add: list[str] = []
-    remove: list[str] = []
-    for change in changes:
-        if change[:1] not in "+-" or len(change) < 2:
-            raise click.BadParameter(f"{change!r}: write +tag to add or -tag to remove")
-        if not is_tag(change[1:]):
-            raise click.BadParameter(f"{change[1:]!r}: {TAG_RULE}")
-        (add if change[0] == "+" else remove).append(change[1:])
+    add, remove = parse_tag_changes(changes)
     tid = require_thread(app.db, thread)
     with app.db.atomic():
         change_tags(app.db, tid, add, remove, iso(app.now), "cli")
