@@ -232,7 +232,9 @@ def sync_folder(
                role)
     if role not in (SENT, DRAFTS):
         res.bounces = mailstore.read_reports(db, source, account, folder, validity)
-    final_uid = max([last_uid, *new_uids]) if source.ordered_uids else 0
+    # (--full started from UID 0: what it found stored counts too, or the resume point
+    # would fall to 0 and the next sync fetch the whole folder again)
+    final_uid = max([last_uid, *new_uids, *(stored or ())]) if source.ordered_uids else 0
     _expunges(db, source, account, folder, info, last_uid, final_uid, now, res, role)
     return res
 

@@ -12,7 +12,7 @@ from mailtriage.imap import IMAPSession
 from mailtriage.store import open_db
 from mailtriage.sync import sync
 
-from support.cli import triage
+from support.cli import ok, triage
 from support.mailfactory import NOW, mail, put, write_config
 
 
@@ -291,3 +291,28 @@ def test_two_accounts_sync_into_one_database(tmp_path, dovecot, monkeypatch):
     assert same == 1  # one conversation across the two mailboxes
     res = triage(cfg, "sync", "--account", "billing", now=None)
     assert res.exit_code == 0, res.output
+
+
+def test_a_full_sync_keeps_the_resume_point(tmp_path, mailbox, monkeypatch):
+    """`sync --full` starts from UID 0; it used to save that as the folder's last UID, so
+    the next ordinary sync fetched the whole folder again."""
+    import sqlite3
+
+    from support.faultproxy import conversation_corpus, deliver
+
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", mailbox.password)
+    deliver(mailbox, conversation_corpus(3, 3))
+    cfg = write_config(tmp_path, mailbox, imap={"sent_folder": "Sent"})
+    ok(cfg, "sync")
+
+    def resume_points() -> list[tuple[str, int]]:
+        conn = sqlite3.connect(tmp_path / "state.db")
+        try:
+            return conn.execute("SELECT folder, last_uid FROM folders ORDER BY folder").fetchall()
+        finally:
+            conn.close()
+
+    before = resume_points()
+    assert dict(before)["INBOX"] > 0
+    ok(cfg, "sync", "--full")
+    assert resume_points() == before
