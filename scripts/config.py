@@ -87,6 +87,9 @@ class AccountConfig(ServerConfig):
     drafts_folder: str | None = None
     path: Path | None = None  # maildir/mbox sources
     batch_size: int = 500
+    # without CONDSTORE, every flag is read again at most this often (and on --full)
+    flag_sweep: dt.timedelta = dt.timedelta(hours=1)
+    qresync: str = "auto"  # auto (used when offered; never on iCloud) | off
 
 
 @dataclass
@@ -280,6 +283,8 @@ def _read_account(section: Section, name: str, base: Path) -> AccountConfig:
     acc.batch_size = section.get("batch_size", int, acc.batch_size)
     if not 1 <= acc.batch_size <= 5000:
         raise section.error("batch_size", "expected 1 to 5000")
+    acc.flag_sweep = section.duration("flag_sweep", acc.flag_sweep)
+    acc.qresync = section.choice("qresync", ("auto", "off"), acc.qresync)
     section.reject_unknown()
     return acc
 

@@ -35,6 +35,9 @@ _UNKNOWN_ISSUER = {2, 18, 19, 20, 21}
 _NAME_MISMATCH = {62, 64}
 
 
+# QRESYNC these servers offer does not work (malformed VANISHED, no ENABLED): never used
+QRESYNC_BROKEN_HOSTS = frozenset({"imap.mail.me.com"})
+
 def ssl_context(server: ServerConfig) -> ssl.SSLContext:
     """Verifying context: the system store, plus ``ca_file`` for a private CA.  A file that
     is not a CA is the config's fault (exit 2, not retried)."""
@@ -150,7 +153,7 @@ class IMAPSession:
             self.close()
             raise SyncError(f"{where}: login failed: {describe_error(exc)}") from None
         self.capabilities = {_text(c).upper() for c in client.capabilities()}
-        if "QRESYNC" in self.capabilities:  # implies CONDSTORE (RFC 7162)
+        if self.qresync:  # implies CONDSTORE (RFC 7162)
             with contextlib.suppress(IMAPClientError):
                 client.enable("QRESYNC")
         elif "CONDSTORE" in self.capabilities:
@@ -251,10 +254,13 @@ class IMAPSession:
                 and st.highestmodseq == stored["highestmodseq"])
 
     def flag_changes(self, stored: dict[str, Any] | None, info: FolderStatus,
-                     known: set[int]) -> FlagChanges:
+                     known: set[int], sweep: bool = False) -> FlagChanges:
         """With CONDSTORE, the flags changed since the stored HIGHESTMODSEQ of messages up to
-        the stored last UID (newer ones come with their flags); without, nothing (``sync
-        --full`` re-reads them)."""
+        the stored last UID (newer ones come with their flags); without, with ``sweep``,
+        every stored message's flags in one ``UID FETCH 1:n (FLAGS)``; else nothing."""
+        if not self.condstore:
+            last_uid = (stored["last_uid"] or 0) if stored else 0
+            return self.all_flags(last_uid) if sweep and last_uid else {}
         since = stored["highestmodseq"] if stored else None
         if not (self.condstore and since and info.highestmodseq
                 and info.highestmodseq > since):
@@ -291,7 +297,10 @@ class IMAPSession:
         except IMAPClientError as exc:
             raise self._refused(folder, exc) from None
         self.selected = folder
-        return _status(info)
+        status = _status(info)
+        if not self.condstore:  # Yahoo answers HIGHESTMODSEQ without CONDSTORE: not usable
+            status.highestmodseq = None
+        return status
 
     def _refused(self, folder: str, exc: IMAPClientError) -> SyncError:
         """What a failed STATUS or EXAMINE means: a broken connection is every folder's
@@ -333,7 +342,14 @@ class IMAPSession:
 
     @property
     def qresync(self) -> bool:
-        return "QRESYNC" in self.capabilities
+        """Offered, not turned off, and not one of the servers whose QRESYNC is broken."""
+        return ("QRESYNC" in self.capabilities and self.account.qresync != "off"
+                and self.account.host.lower() not in QRESYNC_BROKEN_HOSTS)
+
+    @property
+    def needs_flag_sweep(self) -> bool:
+        """Without CONDSTORE nothing says which flags changed: they are all read again."""
+        return not self.condstore
 
     # -- messages -------------------------------------------------------------
     def uids_above(self, last_uid: int) -> list[int]:
@@ -343,6 +359,13 @@ class IMAPSession:
 
     def all_uids(self) -> list[int]:
         return sorted(self._c().search(["ALL"]))
+
+    def all_flags(self, last_uid: int) -> FlagChanges:
+        """Every message's flags up to ``last_uid``: one command, a few bytes a message."""
+        data = self.fetch_data([f"1:{last_uid}"], ["FLAGS"])  # type: ignore[list-item]
+        found = parse_fetch_response(data, False, True)  # (IMAPClient.fetch drops ranges)
+        return {uid: (_flags(msg.get(b"FLAGS", ())), None) for uid, msg in found.items()
+                if isinstance(uid, int) and uid <= last_uid}
 
     def changed_flags(self, since_modseq: int) -> FlagChanges:
         """Flags of messages changed after ``since_modseq`` (CONDSTORE)."""

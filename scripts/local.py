@@ -94,8 +94,10 @@ class LocalSession:
     def unchanged(self, folder: str, stored: dict[str, Any]) -> bool:
         return False  # a listing is the only way to know, and it is what examine does
 
+    needs_flag_sweep = False  # every examine lists every file with its flags
+
     def flag_changes(self, stored: dict[str, Any] | None, info: FolderStatus,
-                     known: set[int]) -> FlagChanges:
+                     known: set[int], sweep: bool = False) -> FlagChanges:
         return {uid: (_maildir_flags(flag_info), None)
                 for uid, (_where, flag_info) in self._files.items() if uid in known}
 

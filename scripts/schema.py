@@ -302,6 +302,13 @@ def m008_thread_decisions(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m009_flag_sweep(db: sqlite_utils.Database) -> None:
+    """When a folder's flags were last all read again: a server without CONDSTORE cannot
+    say which changed (sync.py)."""
+    db.table("folders").add_column("flags_swept_at", str)
+
+
 def ensure_shape(db: sqlite_utils.Database) -> None:
     """Indexes and views: idempotent, run after migrations on every open."""
     indexes = [

@@ -50,6 +50,11 @@ class Source(Protocol):
     #: UIDs the server said vanished since the last sync (QRESYNC), after :meth:`examine`.
     vanished: set[int] | None
 
+    @property
+    def needs_flag_sweep(self) -> bool:
+        """Flag changes show only when every flag is read again (IMAP without CONDSTORE)."""
+        ...
+
     def __enter__(self) -> Source: ...
 
     def __exit__(self, *exc: object) -> None: ...
@@ -68,9 +73,10 @@ class Source(Protocol):
         ...
 
     def flag_changes(self, stored: dict[str, Any] | None, info: FolderStatus,
-                     known: set[int]) -> FlagChanges:
+                     known: set[int], sweep: bool = False) -> FlagChanges:
         """Flags of stored messages (``known``: their UIDs, or empty when only a changed
-        modseq tells) that may have changed since the stored row."""
+        modseq tells) that may have changed since the stored row; ``sweep``: all of them,
+        where only that tells."""
         ...
 
     def new_uids(self, last_uid: int, stored_uids: set[int] | None) -> list[int]:

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlite_utils
 from imapclient.exceptions import IMAPClientError
@@ -27,7 +28,7 @@ from .imap import IMAPSession, describe_error
 from .local import LocalSession
 from .pipeline import prefetch
 from .source import DRAFTS, SENT, FolderStatus, Source
-from .store import chunks, iso
+from .store import chunks, iso, parse_iso
 
 log = logging.getLogger(__name__)
 # Its own logger so `triage run`, silent otherwise, still says this once per run.
@@ -208,7 +209,8 @@ def sync_folder(
     """
     res = res or FolderResult(account, folder)
     row = mailstore.folder_row(db, account, folder)
-    if row and not full and source.unchanged(folder, row):
+    sweep = source.needs_flag_sweep and (full or _sweep_due(row, source.account, now))
+    if row and not full and not sweep and source.unchanged(folder, row):
         db.table("folders").update((account, folder), {"synced_at": iso(now), "last_error": None})
         res.unchanged = True
         return res
@@ -226,7 +228,8 @@ def sync_folder(
               if full or not source.ordered_uids else None)
     if row and not res.uidvalidity_changed:
         res.flags_changed = mailstore.update_flags(
-            db, account, folder, validity, source.flag_changes(row, info, stored or set()))
+            db, account, folder, validity,
+            source.flag_changes(row, info, stored or set(), sweep=sweep))
     new_uids = source.new_uids(last_uid, stored)
     _fetch_new(db, config, source, account, folder, validity, new_uids, now, res, progress,
                role)
@@ -236,7 +239,17 @@ def sync_folder(
     # would fall to 0 and the next sync fetch the whole folder again)
     final_uid = max([last_uid, *new_uids, *(stored or ())]) if source.ordered_uids else 0
     _expunges(db, source, account, folder, info, last_uid, final_uid, now, res, role)
+    if sweep or (row is None and source.needs_flag_sweep):  # a first sync read every flag
+        db.table("folders").update((account, folder), {"flags_swept_at": iso(now)})
     return res
+
+
+def _sweep_due(row: dict[str, Any] | None, account: AccountConfig, now: dt.datetime) -> bool:
+    """Whether a server without CONDSTORE is due to have all its flags read again."""
+    if row is None:
+        return False  # the first sync reads every message with its flags
+    swept = parse_iso(row.get("flags_swept_at"))
+    return swept is None or now - swept >= account.flag_sweep
 
 
 def _fetch_new(db: sqlite_utils.Database, config: Config, source: Source, account: str,
