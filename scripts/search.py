@@ -38,7 +38,7 @@ def fts_query(text: str) -> str:
     operator or column filter gets through), a trailing ``*`` kept as a prefix, all
     required.  An unbalanced quote runs to the end.  UsageError when no word is left."""
     terms = []
-    for m in _TERMS.finditer(text):
+    for m in _TERMS.finditer(clean_text(text)):  # a NUL would end FTS5's string early
         phrase, word = m.group(1), m.group(3)
         raw = phrase if word is None else word.replace('"', " ")
         prefix = word is not None and word.endswith("*")
