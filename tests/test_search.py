@@ -188,9 +188,18 @@ def test_notes_are_found_by_their_text_and_kept_current(env):
         db.execute("UPDATE notes SET text = 'Customer called back'")
     assert ids(cfg, "escalated") == []
     assert ids(cfg, "called") == [tid]
+    # a row replaced whole (INSERT OR REPLACE, sqlite-utils' insert(replace=True))
+    note_id = db.execute("SELECT id FROM notes").fetchone()[0]
+    with db.atomic():
+        db["notes"].insert({"id": note_id, "thread_id": tid, "author": "sam",
+                            "at": "2026-11-23T11:00:00Z", "text": "Refund approved"},
+                           replace=True)
+    assert ids(cfg, "called") == []
+    assert ids(cfg, "approved") == [tid]
+    index_is_consistent(db)
     with db.atomic():
         db.execute("DELETE FROM notes")
-    assert ids(cfg, "called") == []
+    assert ids(cfg, "approved") == []
     index_is_consistent(db)
 
 
@@ -253,3 +262,29 @@ def test_m006_indexes_rows_stored_before_it(tmp_path):
     assert [t["id"] for t in search_threads(db, "archaeology", NOW)] == [1]
     assert [t["matches"]["in"] for t in search_threads(db, "fossil", NOW)] == ["note"]
     index_is_consistent(db)
+
+
+@pytest.mark.parametrize("max_expanded", [40, 1])
+def test_prefix_spelled_out_finds_what_fts5s_own_prefix_finds(tmp_path, monkeypatch,
+                                                             max_expanded):
+    """``refu*`` is run as ("refund" OR "refunds" OR ...) when it stands for a few words
+    (fast), as FTS5's prefix query otherwise: the same threads either way."""
+    from mailtriage import search
+
+    monkeypatch.setattr(search, "MAX_EXPANDED", max_expanded)
+    db = open_db(tmp_path / "state.db")
+    words = ["refund", "Refunds", "refused", "ref", "reference", "réfugié", "other"]
+    with db.atomic():
+        for n, word in enumerate(words, 1):
+            db.execute("INSERT INTO threads (id, subject, last_at, participants) "
+                       "VALUES (?, ?, '2026-11-01T00:00:00Z', '[]')", [n, f"About {word}"])
+            db.execute("INSERT INTO messages (id, key, thread_id, subject, snippet) "
+                       "VALUES (?, ?, ?, ?, ?)", [n, f"k{n}", n, f"About {word}", f"x {word}"])
+    native = {r[0] for r in db.execute(
+        "SELECT rowid FROM messages_fts WHERE messages_fts MATCH '\"refu\"*'")}
+    assert native == {1, 2, 3, 6}  # réfugié: accents folded
+    hits = search_threads(db, "refu* about", NOW, limit=None)
+    assert {t["id"] for t in hits} == native
+    for t in hits:
+        text, spans = t["matches"]["text"], t["matches"]["spans"]
+        assert any(text[a:b].lower().startswith(("refu", "réfu")) for a, b in spans), t
