@@ -21,40 +21,74 @@ from .listing import state_where, thread_dicts
 from .store import query_rows
 from .text import clean_text, one_line
 
-# A query matching more messages than this ranks only the newest this many of them (by
-# storage order): bm25 costs ~2 us a hit, and a word in most of 100k messages would take
+# A query matching more messages (or notes) than this ranks only the ones stored last (the
+# newest, mostly): bm25 costs ~2 us a hit, and a word in most of 100k messages would take
 # 200 ms to rank in full.  A word that common is not what anyone searches by alone.
 MAX_RANKED = 5000
+MAX_EXPANDED = 40  # a prefix standing for more words than this is left to FTS5 (see _expanded)
 # bm25 weights of messages_fts's columns: subject, from_name, from_addr, snippet.
 WEIGHTS = (4.0, 2.0, 2.0, 1.0)
-HIT_START, HIT_END = "\x02", "\x03"  # snippet() marks; stored text has no control chars
-_TERMS = re.compile(r'"([^"]*)("?)|(\S+)')
+# snippet() marks: control characters, which split_marks strips from the text around them
+# (a stranger's own \x02 in a subject can at worst move the bold, never print)
+HIT_START, HIT_END = "\x02", "\x03"
+_TERMS = re.compile(r'"([^"]*)"?|(\S+)')  # a phrase (maybe unclosed), or a word
 _MARKS = re.compile(f"[{HIT_START}{HIT_END}]")
 _SPACES = re.compile(r"\s+")
+
+
+def terms_of(text: str) -> list[tuple[str, bool]]:
+    """The user's words and ``"phrases"`` (an unbalanced quote runs to the end), each with
+    whether it ends in ``*``; what holds no letter or digit is dropped."""
+    terms = []
+    for m in _TERMS.finditer(clean_text(text)):  # a NUL would end FTS5's string early
+        phrase, word = m.group(1), m.group(2)
+        raw = phrase if word is None else word.replace('"', " ")
+        prefix = word is not None and word.endswith("*")
+        raw = raw.strip().rstrip("*") if prefix else raw.strip()
+        if any(ch.isalnum() for ch in raw):  # not "-", "*", '""': nothing the index holds
+            terms.append((raw, prefix))
+    if not terms:
+        raise UsageError(f"nothing to search for in {one_line(text, 40)!r}: give a word, "
+                         '"a phrase" or a prefix*')
+    return terms
+
+
+def _quoted(raw: str, prefix: bool = False) -> str:
+    return '"' + raw.replace('"', '""') + '"' + ("*" if prefix else "")
 
 
 def fts_query(text: str) -> str:
     """The user's words as a safe FTS5 query: every word or ``"phrase"`` quoted (so no
     operator or column filter gets through), a trailing ``*`` kept as a prefix, all
-    required.  An unbalanced quote runs to the end.  UsageError when no word is left."""
-    terms = []
-    for m in _TERMS.finditer(clean_text(text)):  # a NUL would end FTS5's string early
-        phrase, word = m.group(1), m.group(3)
-        raw = phrase if word is None else word.replace('"', " ")
-        prefix = word is not None and word.endswith("*")
-        raw = raw.strip().rstrip("*") if prefix else raw.strip()
-        if not any(ch.isalnum() for ch in raw):
-            continue  # "-", "*", '""': nothing the index holds
-        quoted = '"' + raw.replace('"', '""') + '"'
-        terms.append(quoted + "*" if prefix else quoted)
-    if not terms:
-        raise UsageError(f"nothing to search for in {one_line(text, 40)!r}: give a word, "
-                         '"a phrase" or a prefix*')
-    return " ".join(terms)
+    required.  UsageError when no word is left."""
+    return " ".join(_quoted(raw, prefix) for raw, prefix in terms_of(text))
+
+
+def _expanded(db: sqlite_utils.Database, terms: list[tuple[str, bool]]) -> str:
+    """The query for messages_fts, each plain ``pre*`` spelled out as the words it stands
+    for, OR-ed: FTS5 reads every such word's whole hit list before a LIMIT can stop it
+    (75 ms for ``refu*`` at 100k), and reads OR-ed words lazily, newest first."""
+    parts = []
+    for raw, prefix in terms:
+        words = _words_starting(db, raw) if prefix and raw.isascii() and raw.isalnum() else []
+        parts.append("(" + " OR ".join(map(_quoted, words)) + ")" if words
+                     else _quoted(raw, prefix))
+    return " AND ".join(parts)  # next to a (group), FTS5 wants its AND written out
+
+
+def _words_starting(db: sqlite_utils.Database, prefix: str) -> list[str]:
+    """The indexed words starting with an ASCII ``prefix``, if there are a few (else [])."""
+    db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.messages_fts_words "
+               "USING fts5vocab(main, messages_fts, row)")  # temp: nothing written to the file
+    low = prefix.lower()
+    words = [r[0] for r in db.execute(
+        "SELECT term FROM temp.messages_fts_words WHERE term >= ? AND term < ? LIMIT ?",
+        [low, low[:-1] + chr(ord(low[-1]) + 1), MAX_EXPANDED + 1])]
+    return words if len(words) <= MAX_EXPANDED else []
 
 
 def _hits_sql() -> str:
-    """Every thread's best hit among the newest MAX_RANKED matching messages and notes."""
+    """Every thread's best hit among the last MAX_RANKED matching messages and notes."""
     weights = ", ".join(map(str, WEIGHTS))
     return (
         "WITH hits AS ("
@@ -76,7 +110,9 @@ def search_threads(db: sqlite_utils.Database, query: str, now: dt.datetime, *,
                    state: str | None = None, limit: int | None = 20) -> list[dict[str, Any]]:
     """Threads matching ``query``, best first, as ``threads --json`` gives them, each with
     ``matches``: where its best hit is and a snippet of it with the hit spans marked."""
-    q = fts_query(query)
+    terms = terms_of(query)
+    q = " ".join(_quoted(raw, prefix) for raw, prefix in terms)
+    q_messages = _expanded(db, terms) if any(prefix for _r, prefix in terms) else q
     state_sql, state_params = state_where(state, now)
     sql = (_hits_sql() +
            "SELECT b.kind AS _kind, b.hit AS _hit, t.*, s.state, s.snoozed_until, s.priority "
@@ -85,16 +121,16 @@ def search_threads(db: sqlite_utils.Database, query: str, now: dt.datetime, *,
            f"WHERE {state_sql} ORDER BY b.score, t.last_at DESC, t.id DESC")
     if limit:
         sql += f" LIMIT {int(limit)}"
-    rows = list(db.query(sql, [q, MAX_RANKED, q, MAX_RANKED, *state_params]))
+    rows = list(db.query(sql, [q_messages, MAX_RANKED, q, MAX_RANKED, *state_params]))
     out = thread_dicts(db, rows, now)
-    found = _snippets(db, q, rows)
+    found = _snippets(db, {"message": q_messages, "note": q}, rows)
     for row, item in zip(rows, out, strict=True):
         text, spans = found.get((row["_kind"], row["_hit"]), ("", []))
         item["matches"] = {"in": row["_kind"], "text": text, "spans": spans}
     return out
 
 
-def _snippets(db: sqlite_utils.Database, q: str,
+def _snippets(db: sqlite_utils.Database, queries: dict[str, str],
               rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], tuple[str, list[Any]]]:
     """The best hits' snippets with their hits marked, split into clean text and spans."""
     out: dict[tuple[str, int], tuple[str, list[Any]]] = {}
@@ -102,7 +138,7 @@ def _snippets(db: sqlite_utils.Database, q: str,
         ids = [r["_hit"] for r in rows if r["_kind"] == kind]
         sql = (f"SELECT rowid, snippet({fts}, -1, '{HIT_START}', '{HIT_END}', '…', 16) "
                f"FROM {fts} WHERE rowid IN ({{in}}) AND {fts} MATCH ?")
-        for rowid, marked in query_rows(db, sql, ids, [q]):
+        for rowid, marked in query_rows(db, sql, ids, [queries[kind]]):
             out[(kind, rowid)] = split_marks(marked or "")
     return out
 
