@@ -2,11 +2,14 @@
 (the library call ``triage search`` makes, without interpreter start-up) and as a process.
 
 Timed, reported, never asserted: the target is the issue's 50 ms at 100,000 messages.
+
+    python bench/searchbench.py DB     # the queries alone, on a database kept by run.py --keep
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -50,3 +53,10 @@ def _fts(query: str) -> str:
 def note(result: dict[str, Any]) -> str:
     return "; ".join(f"{q} {r['seconds'] * 1000:.0f} ms ({r['messages_matched']} msgs)"
                      for q, r in result["queries"].items())
+
+
+if __name__ == "__main__":
+    from generate import NOW  # bench/ is on the path: this script's folder
+
+    found = measure_search(Path(sys.argv[1]), NOW)
+    print(f"search, slowest query: {found['seconds'] * 1000:.0f} ms; {note(found)}")

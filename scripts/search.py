@@ -22,9 +22,10 @@ from .store import query_rows
 from .text import clean_text, one_line
 
 # A query matching more messages (or notes) than this ranks only the ones stored last (the
-# newest, mostly): bm25 costs ~2 us a hit, and a word in most of 100k messages would take
-# 200 ms to rank in full.  A word that common is not what anyone searches by alone.
-MAX_RANKED = 5000
+# newest, mostly): bm25 costs a few us a hit, and a word in most of 100k messages would
+# take 200 ms to rank in full (5,000: 25-40 ms, 2,000: 9-18 ms at 100k on 2 busy cores).
+# A word that common is not what anyone searches by alone.
+MAX_RANKED = 2000
 MAX_EXPANDED = 40  # a prefix standing for more words than this is left to FTS5 (see _expanded)
 # bm25 weights of messages_fts's columns: subject, from_name, from_addr, snippet.
 WEIGHTS = (4.0, 2.0, 2.0, 1.0)
