@@ -17,7 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from .errors import UsageError
-from .listing import state_where, thread_dicts
+from .listing import STATE_COLUMNS, state_where, thread_dicts
 from .store import query_rows
 from .text import clean_text, one_line
 
@@ -116,7 +116,7 @@ def search_threads(db: sqlite_utils.Database, query: str, now: dt.datetime, *,
     q_messages = _expanded(db, terms) if any(prefix for _r, prefix in terms) else q
     state_sql, state_params = state_where(state, now)
     sql = (_hits_sql() +
-           "SELECT b.kind AS _kind, b.hit AS _hit, t.*, s.state, s.snoozed_until, s.priority "
+           f"SELECT b.kind AS _kind, b.hit AS _hit, t.*, {STATE_COLUMNS} "
            "FROM best b JOIN threads t ON t.id = b.tid "
            "LEFT JOIN thread_state s ON s.thread_id = t.id "
            f"WHERE {state_sql} ORDER BY b.score, t.last_at DESC, t.id DESC")
