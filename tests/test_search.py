@@ -175,9 +175,7 @@ def test_notes_are_found_by_their_text_and_kept_current(env):
     put(mb, msgid="a@c.test", subject="Slow dashboard", body="It takes a minute to load.")
     db = run_sync(cfg)
     tid = thread_of(db, "a@c.test")
-    with db.atomic():  # as `triage note` writes them
-        db.execute("INSERT INTO notes (thread_id, author, at, text) VALUES (?, 'sam', ?, ?)",
-                   [tid, "2026-11-23T10:00:00Z", "Escalated to engineering as ENG-4711"])
+    ok(cfg, "note", str(tid), "Escalated to engineering as ENG-4711")
     [hit] = found(cfg, "escalated")
     assert hit["id"] == tid
     assert hit["matches"]["in"] == "note"
