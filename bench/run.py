@@ -40,6 +40,9 @@ for _p in (str(ROOT), str(ROOT / "tests"), str(BENCH)):
 
 import imapclient  # noqa: E402
 from generate import NOW, generate  # noqa: E402
+from searchbench import TARGET_S as SEARCH_TARGET_S  # noqa: E402
+from searchbench import measure_search  # noqa: E402
+from searchbench import note as search_note  # noqa: E402
 
 from mailtriage.parse import BODY_PREFIX_BYTES, HEADER_FIELDS  # noqa: E402
 
@@ -566,6 +569,8 @@ class TriageRuns:
     overdue: dict[str, Any]
     overdue_count: int | None
     report: dict[str, Any] | None
+    search: dict[str, Any]
+    search_cli: dict[str, Any]
     tidy: Tidy
 
 
@@ -693,9 +698,13 @@ def measure_triage(triage: Triage, server: Dovecot, repeat: int) -> TriageRuns:
         overdue_count = None
     has_report = triage("report", "--help", check=False)["rc"] == 0
     report = triage("report") if has_report else None
+    step("search: in-process queries, then triage search --json as a process")
+    search = measure_search(triage.db_path, dt.datetime.fromisoformat(NOW_ISO))
+    search_cli = best([triage("search", "--json", "password", "reset") for _ in range(3)])
     return TriageRuns(startup=startup, initial=initial, noop=noop, changes=changes,
                       incremental=incremental, overdue=overdue, overdue_count=overdue_count,
-                      report=report, tidy=measure_tidy(triage, has_report))
+                      report=report, search=search, search_cli=search_cli,
+                      tidy=measure_tidy(triage, has_report))
 
 
 def floor_rows(floors: Floors, n: int) -> list[dict[str, Any]]:
@@ -767,6 +776,14 @@ def triage_rows(runs: TriageRuns, n: int, wire_s: float, lib_s: float) -> list[d
             passed=tidy.overdue["seconds"] < TARGETS["overdue"],
             note=f"{tidy.closed} threads idle 30+ days closed; {tidy.count} overdue threads"),
     ]
+    rows += [
+        row("search (in-process, worst query)", runs.search["seconds"],
+            target=f"< {SEARCH_TARGET_S * 1000:.0f} ms",
+            passed=runs.search["seconds"] < SEARCH_TARGET_S, note=search_note(runs.search)),
+        row("triage search --json (process)", runs.search_cli["seconds"],
+            rss_mb=runs.search_cli["rss_mb"],
+            note="'password reset', limit 20; includes the start-up row's time"),
+    ]
     if tidy.report is not None:
         rows.append(row("triage report, tidy inbox", tidy.report["seconds"],
                         rss_mb=tidy.report["rss_mb"], target=f"< {TARGETS['report']} s",
@@ -813,6 +830,7 @@ def raw_results(floors: Floors, runs: TriageRuns) -> dict[str, Any]:
         "wire": floors.wire, "library": floors.library, "startup": runs.startup,
         "initial": runs.initial.runs, "noop": runs.noop, "incremental": runs.incremental,
         "report": _without_stdout(runs.report), "overdue": _without_stdout(runs.overdue),
+        "search": runs.search, "search_cli": _without_stdout(runs.search_cli),
         "peer": floors.peer,
     }
 

@@ -56,6 +56,39 @@ def threads_table(rows: Sequence[dict[str, Any]], now: dt.datetime) -> str:
     )
 
 
+BOLD, RESET = "\x1b[1m", "\x1b[0m"
+
+
+def search_table(rows: Sequence[dict[str, Any]], now: dt.datetime, highlight: bool,
+                 width: int = 100) -> str:
+    """``threads_table`` in rank order, each thread followed by its best hit, the matched
+    words in bold when ``highlight`` (a terminal: never into a pipe)."""
+    if not rows:
+        return "no matches"
+    lines = threads_table(rows, now).splitlines()
+    out = lines[:1]
+    for line, r in zip(lines[1:], rows, strict=True):
+        m = r.get("matches") or {}
+        hit = _marked(m.get("text", ""), m.get("spans", []), highlight, width)
+        out += [line, f"    {m.get('in', '')}: {hit}"]
+    return "\n".join(out)
+
+
+def _marked(text: str, spans: Sequence[Sequence[int]], highlight: bool, width: int) -> str:
+    """Text (already clean: search.split_marks) cut to ``width``, spans in bold."""
+    cut = text if len(text) <= width else text[: width - 1] + "…"
+    if not highlight:
+        return cut
+    out, at = [], 0
+    for start, end in spans:
+        start, end = min(start, len(cut)), min(end, len(cut))
+        if start >= end:
+            continue
+        out += [cut[at:start], BOLD, cut[start:end], RESET]
+        at = end
+    return "".join([*out, cut[at:]])
+
+
 def _drafts(row: dict[str, Any]) -> list[str]:
     return [f"(draft by {one_line(', '.join(row['draft_by']))})"] if row.get("draft_by") else []
 

@@ -83,6 +83,33 @@ def thread_dict(row: dict[str, Any], tags: list[str], message_ids: list[str],
     }
 
 
+THREAD_ROWS = (f"SELECT t.*, {STATE_COLUMNS} FROM threads t "
+               "LEFT JOIN thread_state s ON s.thread_id = t.id")
+
+
+def state_where(state: str | None, now: dt.datetime) -> tuple[str, list[Any]]:
+    """SQL on ``threads t`` / ``thread_state s`` for ``--state`` (an expired snooze is open)."""
+    if state == "open":
+        return open_sql(), [iso(now)]
+    if state == "snoozed":
+        return "s.state = 'snoozed' AND s.snoozed_until > ?", [iso(now)]
+    if state:
+        return "s.state = ?", [state]
+    return "1", []
+
+
+def thread_dicts(db: sqlite_utils.Database, rows: Sequence[dict[str, Any]],
+                 now: dt.datetime) -> list[dict[str, Any]]:
+    """Rows of :data:`THREAD_ROWS` as the JSON objects of ``threads --json``, in their order
+    (``search`` uses it too: one shape for a thread everywhere)."""
+    ids = [r["id"] for r in rows]
+    tag_map = thread_tags(db, ids)
+    mids = thread_message_ids(db, ids)
+    drafts = draft_authors(db, ids)
+    return [thread_dict(r, tag_map.get(r["id"], []), mids.get(r["id"], []), now,
+                        drafts.get(r["id"], ())) for r in rows]
+
+
 def list_threads(
     db: sqlite_utils.Database,
     now: dt.datetime,
@@ -97,7 +124,8 @@ def list_threads(
 ) -> list[dict[str, Any]]:
     """Threads, most recent activity first, filtered as the CLI options ask (``assignee``:
     a member's name, or ``none``; ``customer``: an address or ``@domain``)."""
-    where, params = ["1"], []
+    state_sql, params = state_where(state, now)
+    where = [state_sql]
     if assignee:
         clause, values = assignee_sql(assignee)
         where.append(clause)
@@ -116,27 +144,10 @@ def list_threads(
     for tag in tags:
         where.append("t.id IN (SELECT thread_id FROM tags WHERE tag = ?)")
         params.append(tag)
-    if state == "open":
-        where.append(open_sql())
-        params.append(iso(now))
-    elif state == "snoozed":
-        where.append("s.state = 'snoozed' AND s.snoozed_until > ?")
-        params.append(iso(now))
-    elif state:
-        where.append("s.state = ?")
-        params.append(state)
-    sql = (f"SELECT t.*, {STATE_COLUMNS} FROM threads t "
-           "LEFT JOIN thread_state s ON s.thread_id = t.id WHERE " + " AND ".join(where) +
-           " ORDER BY t.last_at DESC, t.id DESC")
+    sql = f"{THREAD_ROWS} WHERE {' AND '.join(where)} ORDER BY t.last_at DESC, t.id DESC"
     if limit:
         sql += f" LIMIT {int(limit)}"
-    rows = list(db.query(sql, params))
-    ids = [r["id"] for r in rows]
-    tag_map = thread_tags(db, ids)
-    mids = thread_message_ids(db, ids)
-    drafts = draft_authors(db, ids)
-    return [thread_dict(r, tag_map.get(r["id"], []), mids.get(r["id"], []), now,
-                        drafts.get(r["id"], ())) for r in rows]
+    return thread_dicts(db, list(db.query(sql, params)), now)
 
 
 def thread_detail(db: sqlite_utils.Database, ref: str | int, now: dt.datetime,

@@ -244,7 +244,44 @@ def m005_members_and_notes(db: sqlite_utils.Database) -> None:
     )
 
 
-# m006 is another branch's (search); migrations are applied by name, whichever lands first.
+# Full-text search (search.py): external-content FTS5 tables over the rows themselves, so
+# the text is stored once.  Triggers keep them right whatever writes the rows (sync's plain
+# executemany INSERTs, later UPDATEs): an external-content index must be told the *old*
+# values of a row to forget it, which only a trigger sees.  Updates of other columns
+# (triaged, dsn, thread_id on a merge) do not touch the index: the thread is joined at
+# query time.  No prefix index: it costs sync half again the indexing time, for `ab*` queries
+# people rarely type (3+ letter prefixes are fast without it).
+SEARCHED = {
+    "messages": ("subject", "from_name", "from_addr", "snippet"),
+    "notes": ("text",),
+}
+FTS_TOKENIZER = "unicode61 remove_diacritics 2"  # café = cafe, Müller = muller
+
+
+def _fts_sql(table: str, columns: tuple[str, ...]) -> list[str]:
+    fts = f"{table}_fts"
+    cols = ", ".join(columns)
+    new = ", ".join(f"new.{c}" for c in columns)
+    old = ", ".join(f"old.{c}" for c in columns)
+    forget = f"INSERT INTO {fts} ({fts}, rowid, {cols}) VALUES ('delete', old.id, {old});"
+    learn = f"INSERT INTO {fts} (rowid, {cols}) VALUES (new.id, {new});"
+    return [
+        f"CREATE VIRTUAL TABLE {fts} USING fts5({cols}, content='{table}', "
+        f"content_rowid='id', tokenize='{FTS_TOKENIZER}')",
+        f"CREATE TRIGGER {fts}_ai AFTER INSERT ON {table} BEGIN {learn} END",
+        f"CREATE TRIGGER {fts}_ad AFTER DELETE ON {table} BEGIN {forget} END",
+        f"CREATE TRIGGER {fts}_au AFTER UPDATE OF id, {cols} ON {table} "
+        f"BEGIN {forget} {learn} END",
+        f"INSERT INTO {fts} ({fts}) VALUES ('rebuild')",  # the rows stored before
+    ]
+
+
+@migrations()
+def m006_search(db: sqlite_utils.Database) -> None:
+    """Full-text indexes of messages and notes, kept current by triggers (``triage search``)."""
+    for table, columns in SEARCHED.items():
+        for sql in _fts_sql(table, columns):
+            db.execute(sql)
 
 
 @migrations()
