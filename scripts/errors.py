@@ -56,6 +56,19 @@ class TrustError(AuthError):
     STARTTLS offered): retrying cannot help, so it is not."""
 
 
+class Throttled(SyncError):
+    """The server is limiting us (``[OVERQUOTA]``, ``[UNAVAILABLE]``, ``[LIMIT]``: Gmail's
+    daily download cap, Yahoo's throttling).  It passes by itself, so it is no failure of
+    the run; the account is left alone for a while instead of being asked again at once.
+    ``fresh``: the server just said so (not a run skipping the account while it waits)."""
+
+    retry = False
+
+    def __init__(self, message: str, fresh: bool = True):
+        self.fresh = fresh
+        super().__init__(message)
+
+
 class FolderError(SyncError):
     """The server refused one folder (renamed, deleted, no access): recorded on that folder
     while the others sync; a reconnect would get the same answer, so it is not retried."""

@@ -40,6 +40,7 @@ from .errors import (
     MailtriageError,
     SyncError,
     TemplateProblem,
+    Throttled,
 )
 from .overdue import overdue
 from .reportmail import render_report, report_message
@@ -122,6 +123,11 @@ def sync_all(db: sqlite_utils.Database, config: Config, now: dt.datetime, result
     for account in config.accounts:
         try:
             synced = sync_fn(db, config, now, accounts=[account.name], refresh=False)
+        except Throttled as exc:  # it passes by itself: said once, not a failure of the run
+            _record_sync_error(db, config, account.name, str(exc))
+            if exc.fresh:
+                result.warnings.append(f"sync {account.name}: {exc}")
+            continue
         except (ConfigError, SyncError) as exc:  # this account only: the others still sync
             result.failed("" if isinstance(exc, ConfigError) else f"sync {account.name}", exc)
             _record_sync_error(db, config, account.name, str(exc))

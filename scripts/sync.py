@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,13 +24,17 @@ from imapclient.exceptions import IMAPClientError
 from . import mailstore, parse, triage
 from .accounts import check_identity, record_identity
 from .config import AccountConfig, Config
-from .errors import FolderError, SyncError
+from .errors import FolderError, SyncError, Throttled
 from .imap import IMAPSession, describe_error
 from .local import LocalSession
 from .pipeline import prefetch
 from .source import DRAFTS, SENT, FolderStatus, Source
-from .store import chunks, iso, parse_iso
+from .store import chunks, get_meta, iso, parse_iso, set_meta
 
+# RFC 5530 codes of a server that limits us: not a failure, a reason to wait longer
+THROTTLE_CODES = re.compile(r"\[(OVERQUOTA|UNAVAILABLE|LIMIT)\]", re.IGNORECASE)
+THROTTLE_BACKOFF = dt.timedelta(minutes=30)
+THROTTLE_KEY = "throttled_until:"
 log = logging.getLogger(__name__)
 # Its own logger so `triage run`, silent otherwise, still says this once per run.
 security_log = logging.getLogger("mailtriage.security")
@@ -147,6 +152,9 @@ def _sync_account(db: sqlite_utils.Database, config: Config, account: AccountCon
     refused login, an untrusted server: ``SyncError.retry``) is raised at once: retrying
     would lock the account or change nothing."""
     known = check_identity(db, account)
+    if (until := throttled_until(db, account.name)) is not None and now < until:
+        raise Throttled(f"{account.name}: the server limited us; left alone until "
+                        f"{iso(until)}", fresh=False)
     partial: dict[str, FolderResult] = {}  # kept across retries, so counts add up
     for attempt in range(retries + 1):
         try:
@@ -163,11 +171,21 @@ def _sync_account(db: sqlite_utils.Database, config: Config, account: AccountCon
                 failure: SyncError = exc
             else:
                 failure = SyncError(f"{account.name}: connection lost: {describe_error(exc)}")
+            if (code := THROTTLE_CODES.search(str(exc))) is not None:
+                until = now + THROTTLE_BACKOFF
+                set_meta(db, THROTTLE_KEY + account.name, iso(until))
+                raise Throttled(f"{account.name}: the server limits us ({code.group(0)}: too "
+                                f"much mail or too many connections for now); left alone "
+                                f"until {iso(until)}, then synced again") from None
             if not failure.retry or attempt == retries:
                 raise failure from None
             log.warning("%s: %s; retrying (%d of %d)", account.name, failure, attempt + 1,
                         retries)
             sleep(min(MAX_BACKOFF, 2.0 ** (attempt + 1)))
+
+
+def throttled_until(db: sqlite_utils.Database, account: str) -> dt.datetime | None:
+    return parse_iso(get_meta(db, THROTTLE_KEY + account))
 
 
 def _sync_folders(db: sqlite_utils.Database, config: Config, source: Source, account: str,

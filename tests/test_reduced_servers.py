@@ -7,12 +7,13 @@ from Dovecot -- flags included once the flag sweep is due."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from support.cli import ok
+from support.cli import ok, triage
 from support.faultproxy import Endpoint, conversation_corpus, deliver, snapshot
 from support.imapprofile import PROFILES, ReducedIMAP
 from support.mailfactory import NOW, mail, write_config
@@ -135,3 +136,28 @@ def test_the_proxy_refuses_what_it_hides(mailbox):
         finally:
             c.logout()
     assert proxy.seen.refused and b"HIGHESTMODSEQ" in proxy.seen.refused[0]
+
+
+def test_a_server_that_limits_us_is_left_alone_for_a_while_not_a_failure(tmp_path, mailbox,
+                                                                          monkeypatch):
+    """Gmail's [OVERQUOTA] (or [UNAVAILABLE], [LIMIT]): one line with -v, no retries, exit
+    0; the account is not asked again for 30 minutes; then it syncs."""
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", mailbox.password)
+    mailbox.append("INBOX", mail(msgid="q1@cust.test"), internaldate=NOW)
+    limited = [(rb"UID FETCH", b"NO [OVERQUOTA] Account exceeded command or bandwidth limits")]
+    with ReducedIMAP(mailbox.host, mailbox.port, PROFILES["gmail"], answers=limited) as proxy:
+        cfg = write_config(tmp_path, Endpoint(proxy.host, proxy.port, mailbox.username,
+                                              mailbox.password))
+        first = triage(cfg, "-v", "run", "--no-report")
+        assert first.exit_code == 0, first.output
+        warned = [line for line in first.output.splitlines() if "limits us" in line]
+        assert len(warned) == 1 and "[OVERQUOTA]" in warned[0], first.output
+        assert "retrying" not in first.output and proxy.seen.connections == 1
+        quiet = triage(cfg, "run", "--no-report", now=NOW + dt.timedelta(minutes=10))
+        assert quiet.exit_code == 0 and quiet.output == ""
+        assert proxy.seen.connections == 1  # left alone
+        report = json.loads(ok(cfg, "report", "--json").stdout)
+        assert any("limit" in (f["last_error"] or "") for f in report["completeness"]["folders"])
+        proxy.answers = []
+        ok(cfg, "run", "--no-report", now=NOW + dt.timedelta(minutes=31))
+    assert [t["subject"] for t in json.loads(ok(cfg, "threads", "--json").stdout)] == ["Help"]

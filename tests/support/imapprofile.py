@@ -16,7 +16,7 @@ import contextlib
 import re
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -106,6 +106,10 @@ class _Link:
         try:
             for line, literal in _segments(self.client):
                 command = line.rstrip(b"\r\n")
+                answer = next((a for p, a in self.proxy.answers if p.search(command)), None)
+                if literal is None and answer is not None:
+                    self.send_client(command.split(b" ", 1)[0] + b" " + answer + b"\r\n")
+                    continue
                 if literal is None and refusing and refusing.search(command.upper()):
                     self.proxy.seen.refused.append(command)
                     tag = command.split(b" ", 1)[0]
@@ -167,9 +171,13 @@ def _segments(sock: socket.socket) -> Iterator[tuple[bytes, bytes | None]]:
 class ReducedIMAP:
     """A proxy on 127.0.0.1 in front of ``target`` that serves ``profile``."""
 
-    def __init__(self, target_host: str, target_port: int, profile: Profile) -> None:
+    def __init__(self, target_host: str, target_port: int, profile: Profile,
+                 answers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """``answers``: (command regex, answer) pairs the proxy gives itself, e.g.
+        ``(rb"UID FETCH", b"NO [OVERQUOTA] ...")`` for a server that limits us."""
         self.target = (target_host, target_port)
         self.profile = profile
+        self.answers = [(re.compile(p, re.IGNORECASE), a) for p, a in answers]
         hidden = [USES[c] for c in USES if profile.hidden(c)]
         self.refusing = re.compile(b"|".join(hidden)) if hidden else None
         self.seen = Seen()
