@@ -23,12 +23,13 @@ from typing import Any
 _ITEM = re.compile(
     rb"\s*([A-Za-z0-9.\-]+(?:\[[^\]]*\](?:<\d+>)?)?)\s+"  # name, e.g. BODY[TEXT]<0>
     rb"(?:(\d+)"  # number
-    rb"|\(([^()\"]*)\)"  # simple parenthesised list: FLAGS, MODSEQ
+    rb"|\(((?:[^()\"]|\"(?:[^\"\\]|\\.)*\")*)\)"  # a flat list: FLAGS, MODSEQ, X-GM-LABELS
     rb"|\"((?:[^\"\\]|\\.)*)\""  # quoted string
     rb"|(NIL)"
     rb"|\{(\d+)\}$)"  # a literal follows (imaplib has read it for us)
 )
 _HEAD = re.compile(rb"\s*(\d+) \(")
+_WORD = re.compile(rb'"((?:[^"\\]|\\.)*)"|(\S+)')
 _MONTHS = {m: i for i, m in enumerate(
     (b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
      b"dec"), 1)}
@@ -76,6 +77,9 @@ def _scan(text: bytes, msg: dict[bytes, Any]) -> bytes | None:
         elif plist is not None:
             if name == b"MODSEQ":
                 msg[name] = (int(plist),)
+            elif b'"' in plist:  # X-GM-LABELS: "Customer A" \\Inbox
+                msg[name] = tuple(_unquote(q) if q or not w else w
+                                  for q, w in _WORD.findall(plist))
             else:
                 msg[name] = tuple(plist.split())
         elif quoted is not None:

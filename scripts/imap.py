@@ -399,6 +399,7 @@ class IMAPSession:
                 size=d.get(b"RFC822.SIZE"),
                 modseq=int(modseq[0]) if modseq else None,
                 gm_thrid=str(d[b"X-GM-THRID"]) if b"X-GM-THRID" in d else None,
+                gm_labels=gmail_labels(d.get(b"X-GM-LABELS")),
             ))
         out.sort(key=lambda f: f.uid)
         return out
@@ -409,7 +410,7 @@ class IMAPSession:
         if self.condstore:
             items.append("MODSEQ")
         if self.gmail:
-            items.append("X-GM-THRID")
+            items += ["X-GM-THRID", "X-GM-LABELS"]
         return items
 
     def fetch_data(self, uids: Sequence[int], items: Sequence[str]) -> list[Any]:
@@ -470,6 +471,13 @@ class IMAPSession:
             self._c().append(folder, raw, flags=tuple(flags), msg_time=when)
         except IMAPClientError as exc:
             raise SyncError(f"APPEND to {folder!r} failed: {describe_error(exc)}") from None
+
+
+def gmail_labels(value: Any) -> tuple[str, ...] | None:
+    """X-GM-LABELS as text (``\\Inbox``, ``Customer A``; imapclient may give bytes)."""
+    if value is None:
+        return None
+    return tuple(_text(v) for v in (value if isinstance(value, tuple | list) else (value,)))
 
 
 def _folder_key(account: AccountConfig, folder: str) -> str:

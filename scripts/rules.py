@@ -30,7 +30,7 @@ from typing import Any
 from .errors import UsageError
 from .validate import Section
 
-FIELDS = ("from", "to", "cc", "reply_to", "subject", "body", "folder", "header")
+FIELDS = ("from", "to", "cc", "reply_to", "subject", "body", "folder", "label", "header")
 PRIORITIES = ("urgent", "high", "normal", "low")
 _TAG_RE = re.compile(r"^[\w][\w.:/-]*$")
 
@@ -103,6 +103,8 @@ class MessageView:
             return [row.get("snippet") or ""]
         if cond.field == "folder":
             return self.folders
+        if cond.field == "label":  # Gmail's X-GM-LABELS, as the message arrived
+            return list(_json_list(row.get("gm_labels")))
         if self._headers is None:
             raw = row.get("headers") or b""
             if isinstance(raw, str):

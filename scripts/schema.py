@@ -346,6 +346,12 @@ def m009_flag_sweep(db: sqlite_utils.Database) -> None:
     db.table("folders").add_column("flags_swept_at", str)
 
 
+@migrations()
+def m011_gmail_labels(db: sqlite_utils.Database) -> None:
+    """Gmail's labels of each message as it arrived, for rules (``label:``)."""
+    db.table("messages").add_column("gm_labels", str)
+
+
 def ensure_shape(db: sqlite_utils.Database) -> None:
     """Indexes and views: idempotent, run after migrations on every open."""
     indexes = [

@@ -35,6 +35,7 @@ class Fetched:
     size: int | None
     modseq: int | None = None
     gm_thrid: str | None = None
+    gm_labels: tuple[str, ...] | None = None  # Gmail's X-GM-LABELS
 
 
 FlagChanges = dict[int, tuple[tuple[str, ...], int | None]]  # uid -> (flags, modseq)
