@@ -13,7 +13,7 @@ from ..oauthflow import login, logins, logout, status
 from .app import App, json_option, pass_app
 
 _ACCOUNT = click.option("--account", metavar="NAME",
-                        help="The account to log in (default: the only auth: oauth2 one).")
+                        help="The account (default: the only one with auth: oauth2).")
 _SMTP = click.option("--smtp", is_flag=True,
                      help="The smtp: block, when it has a login of its own.")
 
