@@ -23,7 +23,7 @@ from mailtriage.config import load_config
 from mailtriage.errors import AuthError, ConfigError, UnsafePath
 from mailtriage.oauth2 import PRESETS, access_token
 from mailtriage.oauthhttp import endpoint_problem, token_record
-from mailtriage.tokenstore import FileStore, open_store, token_file
+from mailtriage.tokenstore import KEYRING_SERVICE, FileStore, KeyringStore, open_store, token_file
 
 from support.cli import triage
 from support.oauth_server import AuthServer
@@ -196,6 +196,35 @@ def test_the_token_file_is_private_and_refused_when_others_can_write_it(
         store.load("account:a")
     path.chmod(0o600)
     assert store.delete("account:a") and not path.exists()
+
+
+class MemoryKeyring:
+    """The three calls of the ``keyring`` API, in memory (the package is optional and not
+    installed for the tests; a real backend needs a desktop session)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, name: str) -> str | None:
+        return self.entries.get((service, name))
+
+    def set_password(self, service: str, name: str, value: str) -> None:
+        self.entries[(service, name)] = value
+
+    def delete_password(self, service: str, name: str) -> None:
+        del self.entries[(service, name)]
+
+
+def test_the_keyring_store_keys_each_login_by_its_database(tmp_path: Path) -> None:
+    ring = MemoryKeyring()
+    one = KeyringStore(ring, str(tmp_path / "a.db"))
+    two = KeyringStore(ring, str(tmp_path / "b.db"))
+    one.save("account:default", {"refresh_token": "rt-1"})
+    assert two.load("account:default") is None  # another config's "default" is not this one
+    assert one.load("account:default") == {"refresh_token": "rt-1"}
+    assert [service for service, _name in ring.entries] == [KEYRING_SERVICE]
+    assert one.delete("account:default") and not ring.entries
+    assert "keyring" in one.where
 
 
 # -- the browser flow ------------------------------------------------------------------------

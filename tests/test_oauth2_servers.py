@@ -254,3 +254,21 @@ def test_tokens_stay_in_the_0600_file_only(
     assert not path.exists()
     assert triage(cfg, "sync").output.strip().endswith(
         'not logged in: run "triage auth login --account default"')
+
+
+def test_token_cmd_still_logs_in_with_xoauth2(
+        tmp_path: Path, user: Account, auth_server: AuthServer) -> None:
+    """``auth: xoauth2`` + ``token_cmd`` (an outside helper) against the same Dovecot."""
+    import json
+
+    login_dir = tmp_path / "login"
+    login_dir.mkdir()
+    device_login(config(login_dir, user, auth_server))
+    record = json.loads(token_file(login_dir / "state.db").read_text())["account:default"]
+    helper = tmp_path / "helper-token"
+    helper.write_text(record["access_token"] + "\n")
+    put(user, msgid="d1@c.test")
+    cfg = write_config(tmp_path, user, imap={"auth": "xoauth2", "password_env": None,
+                                             "token_cmd": ["cat", str(helper)]})
+    assert triage(cfg, "sync").exit_code == 0
+    assert stored_messages(cfg) == 1
