@@ -94,8 +94,16 @@ class KeyringStore:
     def _name(self, key: str) -> str:
         return f"{self.namespace}#{key}"
 
+    def _call(self, method: str, *args: str) -> Any:
+        """A keyring call; a locked or broken keyring is one line (StoreError), not a
+        traceback from whichever backend is installed."""
+        try:
+            return getattr(self.keyring, method)(KEYRING_SERVICE, *args)
+        except Exception as exc:
+            raise StoreError(f"system keyring: {type(exc).__name__}: {exc}"[:300]) from None
+
     def load(self, key: str) -> Record | None:
-        text = self.keyring.get_password(KEYRING_SERVICE, self._name(key))
+        text = self._call("get_password", self._name(key))
         if not text:
             return None
         try:
@@ -105,12 +113,12 @@ class KeyringStore:
         return record if isinstance(record, dict) else None
 
     def save(self, key: str, record: Record) -> None:
-        self.keyring.set_password(KEYRING_SERVICE, self._name(key), json.dumps(record))
+        self._call("set_password", self._name(key), json.dumps(record))
 
     def delete(self, key: str) -> bool:
         if self.load(key) is None:
             return False
-        self.keyring.delete_password(KEYRING_SERVICE, self._name(key))
+        self._call("delete_password", self._name(key))
         return True
 
 
