@@ -25,6 +25,7 @@ from .errors import ConfigError, UsageError
 from .files import check_file
 from .members import Member, Rota, read_members, read_rota
 from .notifyconfig import NotifyConfig, read_notify
+from .oauth2 import OAuth2Settings, bind_logins, read_oauth2
 from .rules import Rule, compile_rules
 from .sla import BusinessHours
 from .validate import Section, resolve_path
@@ -53,8 +54,11 @@ class ServerConfig:
     username: str = ""
     password_env: str | None = None
     password_cmd: list[str] | None = None
-    auth: str = "login"  # login | xoauth2
+    auth: str = "login"  # login | xoauth2 (token_cmd) | oauth2 (built in: oauth2.py)
     token_cmd: list[str] | None = None
+    oauth2: OAuth2Settings | None = None
+    token_db: Path | None = None  # auth: oauth2: whose token store holds the login ...
+    token_key: str = ""  # ... under which entry (account:NAME or smtp; bind_logins)
     # variables passed to password_cmd/token_cmd beyond PATH, HOME and the locale
     command_env: list[str] = field(default_factory=list)
     timeout: float = 60.0
@@ -249,13 +253,15 @@ def _read_server(section: Section, server: ServerConfig, base: Path,
     if not 0 < server.port < 65536:
         raise section.error("port", f"expected a port number, got {server.port}")
     server.ca_file = section.existing_file("ca_file", base)
-    server.auth = section.choice("auth", ("login", "xoauth2"), server.auth)
+    server.auth = section.choice("auth", ("login", "xoauth2", "oauth2"), server.auth)
     server.password_env = section.get("password_env", str)
     server.password_cmd = section.command("password_cmd")
     server.token_cmd = section.command("token_cmd")
     server.command_env = section.str_list("command_env")
     if server.auth == "xoauth2" and not server.token_cmd:
         raise section.error("token_cmd", "missing (required with auth: xoauth2)")
+    if server.auth == "oauth2" or section.has("oauth2"):
+        server.oauth2 = read_oauth2(section, server)
     server.timeout = section.get("timeout", float, server.timeout)
     server.allow_insecure = section.get("allow_insecure", bool, False)
     if server.security == "none" and not server.is_loopback and not server.allow_insecure:
@@ -446,6 +452,7 @@ def config_from_dict(data: Any, path: Path, db_override: Path | str | None = Non
     config.agent = _read_agent(top.section("agent"), team)
     if top.has("smtp"):
         config.smtp = _read_smtp(top.section("smtp"), base)
+    bind_logins(config)
     config.report = _read_report(top.section("report"), team)
     config.templates_dir = top.path_value("templates", base)
     if top.has("auto_ack"):

@@ -2,7 +2,8 @@
 
 Order: ``password_env`` (a variable's *name*), then ``password_cmd`` (run as an
 argument list, no shell), then the system keyring if the optional ``keyring``
-package is installed.  OAuth2 access tokens come from ``token_cmd``.  Errors
+package is installed.  OAuth2 access tokens come from ``token_cmd`` (``auth: xoauth2``) or
+from the built-in login (``auth: oauth2``, oauth2.py).  Errors
 name the config key and never include the secret or the command's output.
 
 A command runs with a minimal environment (:data:`COMMAND_ENV` and what its block's
@@ -15,7 +16,7 @@ import os
 import subprocess
 from typing import Protocol
 
-from .config import ConfigError
+from .errors import ConfigError
 
 COMMAND_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE")
 """What a ``*_cmd`` child inherits besides the names in ``command_env``."""
@@ -30,6 +31,7 @@ class HasSecrets(Protocol):
     password_cmd: list[str] | None
     token_cmd: list[str] | None
     command_env: list[str]
+    auth: str
 
 
 class RunsCommands(Protocol):
@@ -115,7 +117,13 @@ def password(cfg: HasSecrets) -> Secret:
                       "missing: set password_env or password_cmd")
 
 
-def oauth2_token(cfg: HasSecrets) -> Secret:
+def oauth2_token(cfg: HasSecrets, force: bool = False) -> Secret:
+    """The access token for ``auth: xoauth2`` (``token_cmd``) or ``auth: oauth2`` (the stored
+    login, refreshed when within a minute of expiry, or when ``force``: just refused)."""
+    if cfg.auth == "oauth2":
+        from .oauth2 import access_token
+
+        return access_token(cfg, force=force)[0]  # type: ignore[arg-type]  # a ServerConfig
     if not cfg.token_cmd:
         raise ConfigError(cfg.config_file, f"{cfg.key_prefix}.token_cmd", "missing")
     return _run(cfg.token_cmd, cfg, "token_cmd")

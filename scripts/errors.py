@@ -51,6 +51,15 @@ class AuthError(SyncError):
     retry = False
 
 
+class OAuth2Error(AuthError):
+    """The authorization server refused a request (``error`` is its RFC 6749 code, such as
+    ``invalid_grant`` for a revoked or expired refresh token)."""
+
+    def __init__(self, message: str, error: str = ""):
+        super().__init__(message)
+        self.error = error
+
+
 class TrustError(AuthError):
     """The connection cannot be trusted (a certificate not trusted or for another name, no
     STARTTLS offered): retrying cannot help, so it is not."""

@@ -20,7 +20,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
-from . import credentials, fetchparse
+from . import credentials, fetchparse, oauth2
 from .config import AccountConfig, ServerConfig
 from .errors import AuthError, ConfigError, FolderError, SyncError, TrustError
 from .parse import BODY_PREFIX_BYTES, HEADER_FIELDS
@@ -121,8 +121,7 @@ class IMAPSession:
         acc = self.account
         where = f"{acc.host}:{acc.port}"
         # Resolve the secret first: a missing one is a config error (exit 2), not a network one.
-        secret = (credentials.oauth2_token(acc) if acc.auth == "xoauth2"
-                  else credentials.password(acc))
+        secret, fresh = self._secret()
         ctx = ssl_context(acc)
         try:
             client = _Client(
@@ -140,18 +139,7 @@ class IMAPSession:
         client.normalise_times = False
         if acc.security == "starttls":
             self._starttls(ctx)
-        try:
-            if acc.auth == "xoauth2":
-                client.oauth2_login(acc.username, secret)
-            else:
-                client.login(acc.username, secret)
-        except LoginError:
-            self.close()
-            raise AuthError(f"{where}: login failed for {acc.username} "
-                            "(check the username and the password source)") from None
-        except (OSError, IMAPClientError) as exc:
-            self.close()
-            raise SyncError(f"{where}: login failed: {describe_error(exc)}") from None
+        self._authenticate(where, secret, fresh)
         self.capabilities = {_text(c).upper() for c in client.capabilities()}
         if self.qresync:  # implies CONDSTORE (RFC 7162)
             with contextlib.suppress(IMAPClientError):
@@ -159,6 +147,50 @@ class IMAPSession:
         elif "CONDSTORE" in self.capabilities:
             with contextlib.suppress(IMAPClientError):
                 client.enable("CONDSTORE")
+
+    def _secret(self, force: bool = False) -> tuple[credentials.Secret, bool]:
+        """The password or access token, and whether it is fresh (a refused cached OAuth2
+        token is worth one fresh one: it may have been revoked before its expiry)."""
+        acc = self.account
+        if acc.auth == "oauth2":
+            return oauth2.access_token(acc, force=force)
+        if acc.auth == "xoauth2":
+            return credentials.oauth2_token(acc), True
+        return credentials.password(acc), True
+
+    def _authenticate(self, where: str, secret: credentials.Secret, fresh: bool) -> None:
+        """Log in, or close the connection and raise the one line that says why not."""
+        acc = self.account
+        try:
+            self._log_in(secret, fresh)
+        except LoginError:
+            self.close()
+            if acc.auth == "oauth2":
+                raise oauth2.refused(acc) from None
+            raise AuthError(f"{where}: login failed for {acc.username} "
+                            "(check the username and the password source)") from None
+        except (OSError, IMAPClientError) as exc:
+            self.close()
+            raise SyncError(f"{where}: login failed: {describe_error(exc)}") from None
+        except BaseException:  # a refused refresh token (oauth2.refused), an interrupt
+            self.close()
+            raise
+
+    def _log_in(self, secret: credentials.Secret, fresh: bool) -> None:
+        """LOGIN, or AUTHENTICATE XOAUTH2 (``user=`` is ``username``: for a Microsoft 365
+        shared mailbox the shared address, with a member's token)."""
+        acc, client = self.account, self._c()
+        if acc.auth == "login":
+            client.login(acc.username, secret)
+            return
+        try:
+            client.oauth2_login(acc.username, secret)
+        except LoginError:
+            if fresh:
+                raise
+            log.info("%s: cached OAuth2 token refused; trying a fresh one", acc.name)
+            secret, _fresh = self._secret(force=True)
+            client.oauth2_login(acc.username, secret)
 
     def _starttls(self, ctx: ssl.SSLContext) -> None:
         """Upgrade to TLS before anything secret is sent; a server that does not offer it is

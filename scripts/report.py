@@ -167,12 +167,16 @@ def _completeness(db: sqlite_utils.Database, config: Config, now: dt.datetime,
         errors = [f["last_error"] for f in rows if f["last_error"]]
         accounts.append({"account": acc.name, "last_sync_at": iso(last),
                          "stale": last is None or last < stale_limit,
-                         "error": errors[0] if errors else None})
+                         "error": errors[0] if errors else None,
+                         # every folder failed: the login (or the server), not one folder
+                         "unreadable": bool(rows) and len(errors) == len(rows)})
     synced_all = [a["last_sync_at"] for a in accounts if a["last_sync_at"]]
     stale_accounts = [a["account"] for a in accounts if a["stale"]]
     completeness = {"folders": folders, "accounts": accounts,
                     "complete": all(f["ok"] for f in folders) and len(folders) > 0}
     sync = {
+        "unreadable": [{"account": a["account"], "error": a["error"]}
+                       for a in accounts if a["unreadable"]],
         "last_sync_at": max(synced_all) if synced_all else None,
         "oldest_account_sync_at": min(synced_all) if len(synced_all) == len(accounts) else None,
         "stale": bool(stale_accounts),

@@ -1,5 +1,8 @@
 """SMTP: verified TLS, a password or an OAuth2 token, and an honest account of each delivery.
 
+``auth: oauth2`` uses the account's login when it is the same provider and client
+(oauth2.bind_logins), so one ``triage auth login`` covers reading and sending.
+
 ``security``: ``ssl`` (implicit TLS, port 465), ``starttls`` (587) or ``none`` (loopback or
 ``allow_insecure`` only; config.py enforces that).  TLS is always verified, against the
 system store plus ``ca_file`` for a private CA.  Errors are one line that names the server
@@ -28,9 +31,9 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from types import TracebackType
 
-from . import credentials
+from . import credentials, oauth2
 from .config import SMTPConfig
-from .errors import ConfigError, DeliveryUnknown, NotSent
+from .errors import AuthError, ConfigError, DeliveryUnknown, NotSent, SyncError
 from .imap import certificate_problem, ssl_context
 
 Refused = dict[str, str]  # recipient -> the server's answer
@@ -106,8 +109,9 @@ class Mailer:
             self._login(client)
         except smtplib.SMTPAuthenticationError as exc:
             _close(client)
-            raise NotSent(f"{self.where}: login failed for {cfg.username} ({_describe(exc)})",
-                          connection=True) from None
+            hint = f"; {oauth2.refused(cfg)}" if cfg.auth == "oauth2" else ""
+            raise NotSent(f"{self.where}: login failed for {cfg.username} ({_describe(exc)})"
+                          + hint, connection=True) from None
         except ssl.SSLCertVerificationError as exc:
             _close(client)
             raise NotSent(f"{self.where}: {certificate_problem(exc, cfg)}",
@@ -122,8 +126,11 @@ class Mailer:
 
     def _login(self, client: smtplib.SMTP) -> None:
         cfg = self.cfg
-        if cfg.auth == "xoauth2":
-            token = credentials.oauth2_token(cfg)
+        if cfg.auth in ("xoauth2", "oauth2"):
+            try:
+                token = credentials.oauth2_token(cfg)
+            except (AuthError, SyncError) as exc:  # a refused login: nothing can be sent
+                raise NotSent(f"{self.where}: {exc}", connection=True) from None
             user = cfg.username
 
             def xoauth2(challenge: bytes | None = None) -> str:

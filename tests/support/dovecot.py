@@ -95,6 +95,10 @@ class Account:
 class Dovecot:
     """A private Dovecot 2.3 instance: IMAP with STARTTLS and IMAPS on free localhost ports.
 
+    With `oauth2_introspection_url`, XOAUTH2 and OAUTHBEARER logins are checked by Dovecot's
+    own `oauth2` passdb against that introspection endpoint (tests/support/oauth_server.py);
+    PLAIN and LOGIN still use the passwd-file.
+
     Everything (config, sockets, state, logs, mail) lives in one temp dir under /tmp that is
     deleted on `stop()`. The dir is 0755 rather than under pytest's 0700 tmp, because Dovecot
     drops to an unprivileged mail user who must reach the Maildirs.
@@ -109,7 +113,9 @@ class Dovecot:
         separator: str = "/",
         debug: bool = False,
         binary: str = DOVECOT_BIN,
+        oauth2_introspection_url: str | None = None,
     ) -> None:
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.host = "127.0.0.1"
         self.port = 0
         self.ssl_port = 0
@@ -288,6 +294,7 @@ class Dovecot:
             pki=self.pki,
             mail_uid=self._mail_uid,
             mail_gid=self._mail_gid,
+            oauth2_introspection_url=self.oauth2_introspection_url,
         )
 
     # -- users -----------------------------------------------------------------------------

@@ -5,9 +5,11 @@ Plain Python on purpose (no pytest imports), like the rest of `support`.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -51,6 +53,28 @@ class _Handler:
                 self.server._failure = None
             self.server.failed_attempts += 1
             return f"{failure.code} {failure.text}"
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> Any:
+        """AUTH XOAUTH2 (offered only with `SMTPServer.bearer_check`): the initial response is
+        base64 of ``user=U^Aauth=Bearer T^A^A``; the token is checked by the test's
+        authorization server, as Dovecot checks IMAP's."""
+        from aiosmtpd.smtp import AuthResult
+
+        check = self.server.bearer_check
+        if check is None or len(args) != 2:
+            return AuthResult(success=False)
+        try:
+            fields = dict(
+                part.split("=", 1)
+                for part in base64.b64decode(args[1], validate=True).decode().split("\x01")
+                if part
+            )
+        except ValueError:
+            return AuthResult(success=False)
+        user = fields.get("user", "")
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        ok = bool(user and token) and check(user, token)
+        return AuthResult(success=ok, auth_data=user.encode() if ok else None)
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
@@ -106,6 +130,8 @@ class SMTPServer:
     password: str | None = DEFAULT_PASSWORD
     pki: TestPKI | None = None
     require_starttls: bool = False
+    # with it, AUTH XOAUTH2 is offered too: (user, bearer token) -> valid?
+    bearer_check: Callable[[str, str], bool] | None = None
     host: str = "127.0.0.1"
     port: int = 0
     messages: list[ReceivedMessage] = field(default_factory=list)
@@ -165,6 +191,8 @@ class SMTPServer:
         else:
             # Implicit TLS never sets aiosmtpd's STARTTLS state, so it must not demand it.
             kwargs["auth_require_tls"] = False
+        if self.bearer_check is None:
+            kwargs["auth_exclude_mechanism"] = ["XOAUTH2"]
         if self.username is not None:
             # AUTH is enforced in the handler's MAIL hook rather than with aiosmtpd's
             # auth_required, which warns on every connection when AUTH may go without TLS.
