@@ -118,6 +118,20 @@ def _activity(db: sqlite_utils.Database, p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def activity(db: sqlite_utils.Database, since: dt.datetime,
+             now: dt.datetime) -> dict[str, Any]:
+    """Threads started, answered and gone between ``since`` and ``now`` (dailystats.py)."""
+    return _activity(db, {"since": iso(since), "now": iso(now)})
+
+
+def _trend(db: sqlite_utils.Database, config: Config, now: dt.datetime) -> dict[str, Any]:
+    """The "Last 14 days" bars, from what ``triage run`` wrote into ``daily_stats``."""
+    from . import dailystats  # it uses this module's queries
+
+    today = dailystats.local_day(now, config.report.timezone)
+    return dailystats.trend(dailystats.recent(db, today), today)
+
+
 def _response(db: sqlite_utils.Database, p: dict[str, Any]) -> dict[str, Any]:
     """First-response times of threads whose first customer message is in the window."""
     rows = list(db.query(
@@ -262,6 +276,7 @@ def build_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
         **_activity(db, p),
         "backlog": _backlog(open_rows, now),
         "response": _response(db, p),
+        "trend": _trend(db, config, now),
         "tags": [{"tag": r["tag"], "count": r["n"]} for r in db.query(
             "SELECT g.tag, COUNT(*) AS n FROM tags g JOIN thread_state s "
             f"ON s.thread_id = g.thread_id WHERE {_OPEN} GROUP BY g.tag ORDER BY n DESC, g.tag",

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from .config import ON_DUTY, Config
+from .dailystats import text_bar
 from .errors import ConfigError
 from .members import on_duty
 from .render import environment, render_file
@@ -64,7 +65,7 @@ def _filters(config: Config) -> dict[str, Any]:
         return "#" * round(pct / 100 * width)
 
     return {"localtime": localtime, "duration": duration, "clean": clean, "pad": pad,
-            "rpad": rpad, "bar": bar}
+            "rpad": rpad, "bar": bar, "trendbar": text_bar}
 
 
 class RenderedReport(NamedTuple):
