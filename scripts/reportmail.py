@@ -40,6 +40,11 @@ def subject_for(config: Config, data: dict[str, Any]) -> str:
     return one_line(f"{config.report.subject}: {', '.join(parts)}")
 
 
+def template_filters(config: Config) -> dict[str, Any]:
+    """The filters the report templates use (also the web pages', web.py)."""
+    return _filters(config)
+
+
 def _filters(config: Config) -> dict[str, Any]:
     zone = ZoneInfo(config.report.timezone)
 

@@ -43,7 +43,7 @@ COMMAND_MODULES = {
     "tag": "state", "retag": "retag", "reply": "reply", "templates": "templates",
     "report": "report", "run": "run", "demo": "demo", "outbox": "outbox",
     "account": "account", "assign": "team", "unassign": "team", "note": "team",
-    "merge": "threadfix", "split": "threadfix", "work": "work",
+    "merge": "threadfix", "split": "threadfix", "work": "work", "serve": "serve",
 }
 
 
