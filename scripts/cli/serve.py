@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import click
 
 from .app import App, pass_app
@@ -27,11 +25,14 @@ def serve_command(app: App, host: str, port: int, open_browser: bool, allow_sql:
 
     Changes stay in the CLI, so the history keeps their causes.
     """
-    if importlib.util.find_spec("datasette") is None:
+    try:
+        from .. import web  # imports Datasette
+    except ImportError as exc:
+        if exc.name is None or exc.name.partition(".")[0] not in ("datasette", "uvicorn"):
+            raise
         problem = click.ClickException(INSTALL_HINT)
         problem.exit_code = 2
-        raise problem
-    from .. import web
+        raise problem from None
 
     db_path = app.config.db_path
     app.db.conn.close()  # opened once: the migrations ran (daily_stats exists), then let go
