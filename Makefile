@@ -15,7 +15,8 @@ lint:
 	$(PYTHON) -m mypy
 	$(PYTHON) -m cogapp --check README.md
 
-# Everything the tests need (Dovecot, mbsync, notmuch, Python packages), then the suite.
+# Everything the tests need (Dovecot, mbsync, notmuch, Chromium, Python packages; `.[test]`
+# includes the `web` extra), then the suite.
 test: install-test lint
 	$(PYTHON) -m pytest -q
 

@@ -118,6 +118,33 @@ def _activity(db: sqlite_utils.Database, p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def activity(db: sqlite_utils.Database, since: dt.datetime,
+             now: dt.datetime) -> dict[str, Any]:
+    """Threads started, answered and gone between ``since`` and ``now`` (dailystats.py)."""
+    return _activity(db, {"since": iso(since), "now": iso(now)})
+
+
+def open_tags(db: sqlite_utils.Database, now: dt.datetime) -> list[dict[str, Any]]:
+    """Open threads by tag, the most used first."""
+    return [{"tag": r["tag"], "count": r["n"]} for r in db.query(
+        "SELECT g.tag, COUNT(*) AS n FROM tags g JOIN thread_state s "
+        f"ON s.thread_id = g.thread_id WHERE {_OPEN} GROUP BY g.tag ORDER BY n DESC, g.tag",
+        {"now": iso(now)})]
+
+
+def first_response(db: sqlite_utils.Database, now: dt.datetime) -> dict[str, Any]:
+    """The report's first-response figures for the :data:`RESPONSE_WINDOW` up to ``now``."""
+    return _response(db, {"now": iso(now), "window": iso(now - RESPONSE_WINDOW)})
+
+
+def _trend(db: sqlite_utils.Database, config: Config, now: dt.datetime) -> dict[str, Any]:
+    """The "Last 14 days" bars, from what ``triage run`` wrote into ``daily_stats``."""
+    from . import dailystats  # it uses this module's queries
+
+    today = dailystats.local_day(now, config.report.timezone)
+    return dailystats.trend(dailystats.recent(db, today), today)
+
+
 def _response(db: sqlite_utils.Database, p: dict[str, Any]) -> dict[str, Any]:
     """First-response times of threads whose first customer message is in the window."""
     rows = list(db.query(
@@ -266,10 +293,8 @@ def build_report(db: sqlite_utils.Database, config: Config, now: dt.datetime,
         **_activity(db, p),
         "backlog": _backlog(open_rows, now),
         "response": _response(db, p),
-        "tags": [{"tag": r["tag"], "count": r["n"]} for r in db.query(
-            "SELECT g.tag, COUNT(*) AS n FROM tags g JOIN thread_state s "
-            f"ON s.thread_id = g.thread_id WHERE {_OPEN} GROUP BY g.tag ORDER BY n DESC, g.tag",
-            p)],
+        "trend": _trend(db, config, now),
+        "tags": open_tags(db, now),
         "completeness": completeness,
         # earlier reports whose delivery is unknown (not sent again: outbox.deliver_report)
         "reports_unknown": [r[0] for r in db.execute(

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from .config import ON_DUTY, Config
+from .dailystats import text_bar
 from .errors import ConfigError
 from .members import on_duty
 from .render import environment, render_file
@@ -37,6 +38,11 @@ def subject_for(config: Config, data: dict[str, Any]) -> str:
     if not parts:
         parts.append("all clear")
     return one_line(f"{config.report.subject}: {', '.join(parts)}")
+
+
+def template_filters(config: Config) -> dict[str, Any]:
+    """The filters the report templates use (also the web pages', web.py)."""
+    return _filters(config)
 
 
 def _filters(config: Config) -> dict[str, Any]:
@@ -64,7 +70,7 @@ def _filters(config: Config) -> dict[str, Any]:
         return "#" * round(pct / 100 * width)
 
     return {"localtime": localtime, "duration": duration, "clean": clean, "pad": pad,
-            "rpad": rpad, "bar": bar}
+            "rpad": rpad, "bar": bar, "trendbar": text_bar}
 
 
 class RenderedReport(NamedTuple):

@@ -13,6 +13,7 @@
    recorded in the outbox before it is sent, so no day's report goes out twice.
 4. With ``notify:``, one chat message listing what newly happened (notify.py), before the
    report; a failed one is a warning, never a failure.
+5. Today's row of ``daily_stats`` (dailystats.py), for the report's "Last 14 days".
 
 Nothing here prints: :class:`RunResult` says what happened and what went wrong.
 """
@@ -28,8 +29,8 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from . import dailystats, outbox, render, sending
 from . import notify as notify_mod
-from . import outbox, render, sending
 from . import report as report_mod
 from . import sync as sync_mod
 from .config import Config, ReportConfig
@@ -290,6 +291,7 @@ def run(
             log.info("auto_ack skipped: the sync failed")
     items = overdue(db, config, now, holding_templates=render.holding_templates(config))
     result.overdue = len(items)
+    dailystats.record(db, config, now, items)  # today's row of the trend, one per day
     if notify:  # what newly happened, to the team's chat (notify.py); never a failure
         result.warnings += notify_mod.notify_run(db, config, now, items)
     if send_report:

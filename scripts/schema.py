@@ -352,6 +352,29 @@ def m011_gmail_labels(db: sqlite_utils.Database) -> None:
     db.table("messages").add_column("gm_labels", str)
 
 
+@migrations()
+def m010_daily_stats(db: sqlite_utils.Database) -> None:
+    """One row per local day (``report.timezone``) that ``triage run`` writes, for the
+    "Last 14 days" trend (dailystats.py): a day's row is updated by each run of that day
+    and left as it was once the day is over."""
+    db.table("daily_stats").create(
+        {
+            "day": str,  # local date, YYYY-MM-DD
+            "open": int,  # open threads (an expired snooze counts as open)
+            "overdue": int,  # unanswered past their SLA (what `overdue` lists as such)
+            "followup": int,  # holding replies due for news
+            "new": int,  # threads started that day (automated mail left out)
+            "answered": int,  # threads we answered that day
+            "first_responses": int,  # first replies sent that day
+            "median_first_response_hours": float,
+            "p90_first_response_hours": float,
+            "oldest_wait_hours": float,  # the longest a customer of an open thread waited
+            "updated_at": str,  # the run that wrote it
+        },
+        pk="day",
+    )
+
+
 def ensure_shape(db: sqlite_utils.Database) -> None:
     """Indexes and views: idempotent, run after migrations on every open."""
     indexes = [

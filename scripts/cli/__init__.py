@@ -44,7 +44,7 @@ COMMAND_MODULES = {
     "report": "report", "run": "run", "demo": "demo", "outbox": "outbox",
     "account": "account", "assign": "team", "unassign": "team", "note": "team",
     "merge": "threadfix", "split": "threadfix", "work": "work", "search": "search",
-    "auth": "auth",
+    "auth": "auth", "serve": "serve",
 }
 
 
