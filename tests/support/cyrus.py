@@ -9,7 +9,8 @@ and INBOX.Trash on its first login.  Passwords are checked against a private sas
 Debian's ``cyrus-imapd`` package cannot be installed beside ``dovecot-imapd`` (both provide
 and conflict with ``imap-server``), so `.ci/install-system-deps` installs ``cyrus-common``
 (master, ctl_cyrusdb) and ``sasl2-bin`` (saslpasswd2) with apt and unpacks only the
-``imapd`` binary of ``cyrus-imapd`` under /opt/cyrus-imapd.
+``imapd`` binary of ``cyrus-imapd`` under /opt/cyrus-imapd (``MAILTRIAGE_CYRUS_IMAPD``
+names another).
 
 Plain Python on purpose (no pytest imports), like support/dovecot.py.
 """
