@@ -115,6 +115,7 @@ class IMAPSession:
         self.header_item = f"BODY.PEEK[HEADER.FIELDS ({names})]"
         self.selected: str | None = None
         self.vanished: set[int] | None = None
+        self._delimiters: set[str] = set()  # seen in the last LIST
 
     # -- connection -------------------------------------------------------
     def connect(self) -> None:
@@ -260,21 +261,33 @@ class IMAPSession:
                 ("drafts", self.account.drafts_folder, "\\Drafts", "Drafts")):
             if not configured and listing is None:
                 listing = self._list()
-            found = configured or _special(listing or [], flag, fallback)
+            found = configured or _special(listing or [], flag, fallback, self._prefixes())
             if found:
                 folders[found] = role
         return folders
 
     def find_special(self, flag: str, fallback: str) -> str | None:
-        """The folder with this SPECIAL-USE flag, else the one named ``fallback``, else None."""
-        return _special(self._list(), flag, fallback)
+        """The folder with this SPECIAL-USE flag, else the one named ``fallback`` or a common
+        name for it (under the personal namespace too: ``INBOX.Sent``), else None."""
+        return _special(self._list(), flag, fallback, self._prefixes())
 
     def _list(self) -> list[tuple[tuple[str, ...], str]]:
         try:
-            return [(tuple(_text(f) for f in flags), _text(name))
-                    for flags, _delim, name in self._c().list_folders()]
+            listing = self._c().list_folders()
         except (OSError, IMAPClientError) as exc:
             raise SyncError(f"LIST failed: {describe_error(exc)}") from None
+        self._delimiters = {_text(d) for _flags, d, _name in listing if d}
+        return [(tuple(_text(f) for f in flags), _text(name)) for flags, _d, name in listing]
+
+    def _prefixes(self) -> list[str]:
+        """Where a server may keep its personal folders: the NAMESPACE prefixes (Courier and
+        Cyrus: ``INBOX.``), else ``INBOX`` plus a hierarchy delimiter seen in the last LIST."""
+        prefixes: list[str] = []
+        if "NAMESPACE" in self.capabilities:
+            with contextlib.suppress(OSError, IMAPClientError, TypeError, ValueError):
+                prefixes += [_text(p) for p, _d in self._c().namespace().personal or ()]
+        prefixes += [f"INBOX{d}" for d in sorted(self._delimiters)]
+        return [p for i, p in enumerate(prefixes) if p and p not in prefixes[:i]]
 
     def unchanged(self, folder: str, stored: dict[str, Any]) -> bool:
         """One STATUS (milliseconds): same UIDVALIDITY, no UID above the last one, the same
@@ -521,13 +534,29 @@ def _folder_key(account: AccountConfig, folder: str) -> str:
     return f"{account.key_prefix}.folders"
 
 
-def _special(listing: list[tuple[tuple[str, ...], str]], flag: str,
-             fallback: str) -> str | None:
+# What servers that do not flag them (RFC 6154) call these folders, most common first.
+COMMON_NAMES: dict[str, tuple[str, ...]] = {
+    "\\sent": ("Sent", "Sent Items", "Sent Messages", "Sent Mail", "[Gmail]/Sent Mail"),
+    "\\drafts": ("Drafts", "Draft", "[Gmail]/Drafts"),
+}
+
+
+def _special(listing: list[tuple[tuple[str, ...], str]], flag: str, fallback: str,
+             prefixes: Sequence[str] = ()) -> str | None:
+    """The folder flagged ``flag`` (flags are case-insensitive: Cyrus says ``\\drafts``), else
+    the first of ``fallback`` and the common names that exists as such or under one of the
+    namespace ``prefixes`` (``INBOX.Sent`` on Courier and Cyrus)."""
+    wanted = flag.lower()
     for flags, name in listing:
-        if flag in flags:
+        if wanted in (f.lower() for f in flags):
             return name
     names = {name.lower(): name for _flags, name in listing}
-    return names.get(fallback.lower())
+    for candidate in (fallback, *COMMON_NAMES.get(wanted, ())):
+        for prefix in ("", *prefixes):
+            found = names.get((prefix + candidate).lower())
+            if found:
+                return found
+    return None
 
 
 def _status(info: dict[bytes, Any]) -> FolderStatus:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from support import cyrus as cyrus_support
 from support.certs import TestPKI
+from support.cyrus import Cyrus, CyrusAccount
 from support.dovecot import Account, Dovecot
 from support.env import isolate
 from support.faultproxy import FaultProxy
@@ -23,6 +25,7 @@ from support.smtp import SMTPServer
 
 _IMAP_FIXTURES = {"dovecot", "mailbox"}
 _SMTP_FIXTURES = {"smtp_server", "smtp_starttls_server", "smtps_server"}
+_SECOND_SERVER_FIXTURES = {"cyrus", "cyrus_mailbox"}
 _account_ids = itertools.count(1)
 
 
@@ -34,6 +37,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.imap)
         if names & _SMTP_FIXTURES:
             item.add_marker(pytest.mark.smtp)
+        if names & _SECOND_SERVER_FIXTURES:
+            item.add_marker(pytest.mark.second_server)
 
 
 @pytest.fixture(autouse=True)
@@ -63,6 +68,24 @@ def mailbox(dovecot: Dovecot, request: pytest.FixtureRequest) -> Account:
     """A fresh, empty IMAP account per test: no interference between tests, no cleanup."""
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
     return dovecot.add_user(f"t{next(_account_ids)}-{slug}@example.com", "s3cret-pass")
+
+
+@pytest.fixture(scope="session")
+def cyrus() -> Iterator[Cyrus]:
+    """One real Cyrus IMAP (the second server) for the session; skips when not installed."""
+    reason = cyrus_support.missing()
+    if reason:
+        pytest.skip(reason)
+    with Cyrus() as server:
+        yield server
+    assert server.processes() == [], "Cyrus processes left running"
+
+
+@pytest.fixture
+def cyrus_mailbox(cyrus: Cyrus, request: pytest.FixtureRequest) -> CyrusAccount:
+    """A fresh, empty Cyrus account per test (INBOX, INBOX.Sent, INBOX.Drafts, INBOX.Trash)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
+    return cyrus.add_user(f"t{next(_account_ids)}-{slug}", "s3cret-pass")
 
 
 @pytest.fixture
