@@ -100,3 +100,4 @@ def cli(ctx: click.Context, config_path: str, db_path: str | None, now: dt.datet
     answer kindly, and prove every morning that nothing fell through the cracks."""
     _configure_logging(verbose, quiet)
     ctx.obj = App(config_path, db_path, now, verbose, quiet, init, acting_as)
+    ctx.call_on_close(ctx.obj.close)

@@ -64,6 +64,13 @@ class App:
 
         return render.holding_templates(self.config)
 
+    def close(self) -> None:
+        """Close the database when the command ends, not whenever the collector runs: a
+        connection closed late still deletes ``state.db-wal`` (SQLite's last close)."""
+        db = self.__dict__.pop("db", None)
+        if db is not None:
+            db.close()
+
     def take_lock(self, wait: bool) -> bool:
         """Hold the lock of ``run`` and ``sync`` (lock.py) until the command ends.  False,
         after saying so on stderr, when another holds it and ``wait`` is not set: cron's next
