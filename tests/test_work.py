@@ -110,3 +110,29 @@ def test_work_needs_a_terminal(queue):
     cfg, *_ = queue
     result = triage(cfg, "work")
     assert result.exit_code == 2 and "needs a terminal" in result.output
+
+
+def test_o_opens_the_thread_in_the_browser_view_when_serve_runs(queue, tmp_path):
+    """`o` asks the running `triage serve` first; $BROWSER (a script here) gets the URL."""
+    from support.browser import triage_serve
+
+    cfg, env, _, _ = queue
+    opened = tmp_path / "opened.txt"
+    opener = tmp_path / "browser.sh"
+    opener.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    opener.chmod(0o755)
+    env = {**env, "BROWSER": str(opener), "TRIAGE_SERVE_URL": "http://127.0.0.1:9"}
+    child = _spawn(cfg, env)
+    child.expect(r"\[1/4\] Thread (\d+): Export fails")
+    tid = child.match.group(1)
+    child.send("o")
+    child.expect("no browser view at http://127.0.0.1:9")
+    child.send("q")
+    child.expect(pexpect.EOF)
+    with triage_serve(["--config", str(cfg), "--now", NOW.isoformat()], env=env) as base:
+        child = _spawn(cfg, {**env, "TRIAGE_SERVE_URL": base})
+        child.expect(r"\[1/4\] Thread")
+        child.send("o")
+        child.send("q")
+        child.expect(pexpect.EOF)
+    assert opened.read_text().split() == [f"{base}/-/thread/{tid}"]

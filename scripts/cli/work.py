@@ -7,7 +7,10 @@ answered meanwhile is skipped with a line saying so.
 
 from __future__ import annotations
 
+import os
 import sys
+import urllib.request
+import webbrowser
 from collections import Counter
 
 import click
@@ -32,8 +35,11 @@ KEYS = """\b
   d  save a reply from a template as a draft
   c  close          s  snooze (asks until when)
   t  tag (+a -b)    a  assign (a member, me, or none)
+  o  open the thread in the browser view (triage serve on 127.0.0.1:8001, or
+     $TRIAGE_SERVE_URL)
   n  next (space)   p  previous
   ?  these keys     q  quit"""
+SERVE_URL = "http://127.0.0.1:8001"  # triage serve's default
 
 
 def _interactive() -> bool:
@@ -65,7 +71,7 @@ class Session:
         click.clear()
         click.echo(f"[{self.at + 1}/{len(self.ids)}] " + display.thread_text(detail, self.app.now))
         click.echo("\nr reply  e edit  d draft  c close  s snooze  t tag  a assign  "
-                   "n next  p prev  ? help  q quit")
+                   "o browser  n next  p prev  ? help  q quit")
 
     def act(self, key: str) -> bool:
         """Do what ``key`` says; False to quit."""
@@ -79,10 +85,22 @@ class Session:
             "d": lambda: self.reply(tid, "d"),
             "c": lambda: self.set(tid, State.CLOSED, None, "closed"),
             "s": lambda: self.snooze(tid), "t": lambda: self.tag(tid),
-            "a": lambda: self.assign(tid),
+            "a": lambda: self.assign(tid), "o": lambda: self.open_in_browser(tid),
         }
         actions.get(key, lambda: click.echo(f"no key {key!r}: ? lists them", err=True))()
         return True
+
+    def open_in_browser(self, tid: int) -> None:
+        """The thread's page of `triage serve`, if one is running (asked, not assumed)."""
+        base = os.environ.get("TRIAGE_SERVE_URL", SERVE_URL).rstrip("/")
+        try:
+            with urllib.request.urlopen(f"{base}/-/versions.json", timeout=2):
+                pass
+        except (OSError, ValueError):
+            click.echo(f"no browser view at {base}: start `triage serve` (or set "
+                       "TRIAGE_SERVE_URL)", err=True)
+            return
+        webbrowser.open(f"{base}/-/thread/{tid}")  # $BROWSER decides which
 
     def snooze(self, tid: int) -> None:
         until = click.prompt("snooze until (3d, 2026-12-01T09:00)", type=When())
