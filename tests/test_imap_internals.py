@@ -37,3 +37,18 @@ def test_the_imaplib_state_imap_py_sets_is_still_read():
     source = inspect.getsource(imaplib.IMAP4)
     for attribute in ("untagged_responses", "is_readonly", "state"):
         assert f"self.{attribute}" in source
+
+
+def test_qresync_is_used_where_offered_unless_turned_off_or_on_icloud():
+    from mailtriage.config import AccountConfig
+    from mailtriage.imap import IMAPSession
+
+    def uses(host: str, setting: str = "auto", caps=("IMAP4REV1", "CONDSTORE", "QRESYNC")):
+        session = IMAPSession(AccountConfig(host=host, qresync=setting))
+        session.capabilities = set(caps)
+        return session.qresync, session.needs_flag_sweep
+
+    assert uses("imap.fastmail.com") == (True, False)
+    assert uses("imap.fastmail.com", "off") == (False, False)
+    assert uses("IMAP.mail.me.com") == (False, False)  # iCloud's QRESYNC is broken
+    assert uses("outlook.office365.com", caps=("IMAP4REV1", "MOVE")) == (False, True)
