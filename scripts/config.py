@@ -20,7 +20,6 @@ from typing import Any
 import yaml
 
 from .addresses import is_valid
-from .customers import PUBLIC_DOMAINS
 from .errors import ConfigError, UsageError
 from .files import check_file
 from .members import Member, Rota, read_members, read_rota
@@ -36,6 +35,15 @@ PROVIDER_FILED_HOSTS = ("smtp.gmail.com", "smtp.googlemail.com", "smtp.office365
 (``smtp.sent_copy: auto`` skips our APPEND for them, which would make a second copy)."""
 SECURITY = ("ssl", "starttls", "none")
 ON_DUTY = "on_duty"  # in report.to: the member on duty that day
+# Mail providers whose domain says nothing about a customer's company (customers.py);
+# team.public_domains adds to them.
+PUBLIC_DOMAINS = frozenset({
+    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com",
+    "yahoo.com", "ymail.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me",
+    "protonmail.com", "pm.me", "gmx.com", "gmx.de", "gmx.net", "web.de", "mail.com",
+    "yandex.com", "yandex.ru", "mail.ru", "qq.com", "163.com", "zoho.com", "fastmail.com",
+    "hey.com", "tutanota.com", "orange.fr", "free.fr", "t-online.de", "libero.it",
+})
 
 
 def builtin_templates() -> Path:

@@ -15,13 +15,6 @@ import sqlite_utils
 
 from .states import effective
 
-PUBLIC_DOMAINS = frozenset({
-    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com",
-    "yahoo.com", "ymail.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me",
-    "protonmail.com", "pm.me", "gmx.com", "gmx.de", "gmx.net", "web.de", "mail.com",
-    "yandex.com", "yandex.ru", "mail.ru", "qq.com", "163.com", "zoho.com", "fastmail.com",
-    "hey.com", "tutanota.com", "orange.fr", "free.fr", "t-online.de", "libero.it",
-})
 MAX_OTHER_THREADS = 50  # `show` lists this many, the latest first
 
 

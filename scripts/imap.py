@@ -23,6 +23,7 @@ from imapclient.response_parser import parse_fetch_response
 from . import credentials, fetchparse, oauth2
 from .config import AccountConfig, ServerConfig
 from .errors import AuthError, ConfigError, FolderError, SyncError, TrustError
+from .mime import decode_part, text_section
 from .parse import BODY_PREFIX_BYTES, HEADER_FIELDS
 from .source import Fetched, FlagChanges, FolderStatus
 
@@ -495,8 +496,6 @@ class IMAPSession:
     def fetch_text(self, uid: int, limit: int) -> str | None:
         """The first text/plain part of one message in the selected folder (at most
         ``limit`` bytes of it), for quoting; None when it has none."""
-        from .quoting import decode_part, text_section  # only a reply that quotes needs it
-
         c = self._c()
         found = c.fetch([uid], ["BODYSTRUCTURE"]).get(uid, {})
         section = text_section(found.get(b"BODYSTRUCTURE")) if found else None

@@ -15,7 +15,8 @@ from typing import Any
 import sqlite_utils
 
 from .collisions import teammate_drafts
-from .customers import PUBLIC_DOMAINS, customer_sql, other_threads
+from .config import PUBLIC_DOMAINS
+from .customers import customer_sql, other_threads
 from .states import effective, open_sql
 from .store import iso, loads, query_rows, require_thread
 

@@ -9,11 +9,14 @@ unusual goes back to the email package.
 from __future__ import annotations
 
 import binascii
+import email.policy
+from email import message_from_bytes
 from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser
 from email.policy import Compat32
+from typing import Any
 
-from .text import raw_bytes, unfold_raw
+from .text import one_line, raw_bytes, unfold_raw
 
 MAX_MIME_DEPTH = 30  # deeper MIME trees are not walked (and cannot be in 2 KB anyway)
 MAX_MIME_PARTS = 200
@@ -164,3 +167,49 @@ def leaves(hdr: Message, body: bytes) -> list[tuple[Message, bytes]]:
     wrapper = (b"Content-Type: " + raw_bytes(unfold_raw(hdr.get("content-type", "")))
                + b"\r\n\r\n")
     return [(p, _payload_bytes(p)) for p in _walk(BODY_PARSER.parsebytes(wrapper + body))]
+
+
+# -- a whole text part fetched by itself (quoting.py) --------------------------------------
+
+
+def text_section(structure: Any) -> tuple[str, str, str] | None:
+    """The first text/plain part of an imapclient BODYSTRUCTURE that is not an attachment:
+    (section number, transfer encoding, charset)."""
+    def walk(body: Any, path: tuple[int, ...]) -> tuple[str, str, str] | None:
+        if getattr(body, "is_multipart", False):
+            for n, part in enumerate(body[0], 1):
+                if (found := walk(part, (*path, n))) is not None:
+                    return found
+            return None
+        kind, subtype = _s(body[0]).lower(), _s(body[1]).lower()
+        params = _params(body[2])
+        if kind != "text" or subtype != "plain" or "name" in params:
+            return None
+        return ".".join(map(str, path)) or "1", _s(body[5]) or "7bit", params.get("charset",
+                                                                                "us-ascii")
+    return walk(structure, ())
+
+
+def decode_part(data: bytes, encoding: str, charset: str) -> str:
+    """A fetched part's text, through the email package like any other mail we read."""
+    head = (f"Content-Type: text/plain; charset=\"{one_line(charset)}\"\r\n"
+            f"Content-Transfer-Encoding: {one_line(encoding)}\r\n\r\n").encode("ascii", "replace")
+    part = message_from_bytes(head + data, policy=email.policy.default)
+    try:
+        return str(part.get_content())
+    except (LookupError, ValueError):  # an unknown charset
+        payload = part.get_payload(decode=True)
+        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+
+
+def _s(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    return "" if value is None else str(value)
+
+
+def _params(value: Any) -> dict[str, str]:
+    if not value:
+        return {}
+    items = list(value)
+    return {_s(k).lower(): _s(v) for k, v in zip(items[::2], items[1::2], strict=False)}

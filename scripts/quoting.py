@@ -12,11 +12,9 @@ signature (from a ``-- `` line), then puts ``> `` before every line.
 
 from __future__ import annotations
 
-import email.policy
 import logging
 import re
 from collections.abc import Callable, Mapping
-from email import message_from_bytes
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -86,49 +84,6 @@ class LastCustomer:
         """The line above a quote: ``Carol Customer <carol@x> wrote:``."""
         who = f"{self.name} <{self.address}>" if self.name else self.address
         return f"{who or 'You'} wrote:"
-
-
-def text_section(structure: Any) -> tuple[str, str, str] | None:
-    """The first text/plain part of an imapclient BODYSTRUCTURE that is not an attachment:
-    (section number, transfer encoding, charset)."""
-    def walk(body: Any, path: tuple[int, ...]) -> tuple[str, str, str] | None:
-        if getattr(body, "is_multipart", False):
-            for n, part in enumerate(body[0], 1):
-                if (found := walk(part, (*path, n))) is not None:
-                    return found
-            return None
-        kind, subtype = _s(body[0]).lower(), _s(body[1]).lower()
-        params = _params(body[2])
-        if kind != "text" or subtype != "plain" or "name" in params:
-            return None
-        return ".".join(map(str, path)) or "1", _s(body[5]) or "7bit", params.get("charset",
-                                                                                "us-ascii")
-    return walk(structure, ())
-
-
-def decode_part(data: bytes, encoding: str, charset: str) -> str:
-    """A fetched part's text, through the email package like any other mail we read."""
-    head = (f"Content-Type: text/plain; charset=\"{one_line(charset)}\"\r\n"
-            f"Content-Transfer-Encoding: {one_line(encoding)}\r\n\r\n").encode("ascii", "replace")
-    part = message_from_bytes(head + data, policy=email.policy.default)
-    try:
-        return str(part.get_content())
-    except (LookupError, ValueError):  # an unknown charset
-        payload = part.get_payload(decode=True)
-        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-
-
-def _s(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("ascii", "replace")
-    return "" if value is None else str(value)
-
-
-def _params(value: Any) -> dict[str, str]:
-    if not value:
-        return {}
-    items = list(value)
-    return {_s(k).lower(): _s(v) for k, v in zip(items[::2], items[1::2], strict=False)}
 
 
 def server_text(db: sqlite_utils.Database, config: Config, message: int) -> str | None:

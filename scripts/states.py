@@ -23,6 +23,7 @@ import sqlite_utils
 
 from . import decisions
 from .rules import MessageView
+from .senders import CUSTOMER, classify_row
 from .store import iso, parse_iso, query_in, query_rows
 
 if TYPE_CHECKING:
@@ -208,8 +209,6 @@ def keep_closed(db: sqlite_utils.Database, config: Config, thread_ids: Sequence[
     yet triaged), and kept in ``thread_decisions`` by the message's key, so every later
     summary leaves it out (summary.Event.quiet) even after the thread is reopened; a real
     question after it still reopens the thread (caller's transaction, before summaries)."""
-    from .senders import CUSTOMER, classify_row  # here: senders -> config -> states
-
     rules = [r for r in config.rules if r.keep_closed]
     closed = [t for t in thread_ids if (c := current.get(t)) and c["state"] == State.CLOSED]
     if not rules or not closed:
