@@ -286,3 +286,24 @@ def test_prefix_spelled_out_finds_what_fts5s_own_prefix_finds(tmp_path, monkeypa
     for t in hits:
         text, spans = t["matches"]["text"], t["matches"]["spans"]
         assert any(text[a:b].lower().startswith(("refu", "réfu")) for a, b in spans), t
+
+
+@pytest.mark.parametrize(("no_color", "bold"), [(None, True), ("1", False)])
+def test_matches_are_bold_on_a_terminal_unless_no_color(env, no_color, bold):
+    import os
+    import sys
+
+    import pexpect
+
+    mailbox, cfg = env
+    put(mailbox, msgid="r1@cust.test", subject="Refund please", frm="Ann <ann@cust.test>")
+    run_sync(cfg)
+    child_env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    if no_color:
+        child_env["NO_COLOR"] = no_color
+    child = pexpect.spawn(sys.executable, ["-m", "mailtriage", "--config", str(cfg), "--now",
+                                          NOW.isoformat(), "search", "refund"],
+                          env=child_env, encoding="utf-8", timeout=30)
+    child.expect(pexpect.EOF)
+    out = child.before or ""
+    assert "Refund" in out and ("\x1b[1m" in out) is bold, repr(out)

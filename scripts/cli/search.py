@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -35,7 +36,9 @@ def search_command(app: App, query: tuple[str, ...], json_: bool, limit: int,
     if json_:
         echo_json(rows)
         return
-    click.echo(display.search_table(rows, app.now, highlight=sys.stdout.isatty()))
+    # bold only on a terminal, and never when NO_COLOR is set (no-color.org)
+    highlight = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    click.echo(display.search_table(rows, app.now, highlight=highlight))
 
 
 COMMANDS = [search_command]
