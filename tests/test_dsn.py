@@ -651,9 +651,9 @@ def test_pathological_input_is_fast():
                b"  a@b address(es) failed:\r\n", b"Message-ID: <", b"Final-Recipient: a@b\r\n\r\n")
     for filler in fillers:
         raw = QMAIL.replace(b"Hi. This is", filler * (65536 // len(filler)) + b"\r\nHi. This is")
-        start = time.perf_counter()
+        start = time.process_time()  # CPU time: another process's load does not count
         result = parse_delivery_report(raw)
-        assert time.perf_counter() - start < 1.0, filler
+        assert time.process_time() - start < 1.0, filler
         if filler[:1] != b"M" and filler[:1] != b"F":  # those two change the meaning
             assert result is not None and result.original_ids == (OUR_ID,), filler
 

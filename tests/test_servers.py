@@ -116,7 +116,8 @@ def test_deliver_maildir_bulk_is_fast_and_visible(mailbox: Account) -> None:
     mailbox.deliver_maildir("Archive/2024", [_message("Old")], flags=["\\Seen"])
     elapsed = time.monotonic() - started
     assert written == 1000
-    assert elapsed < 3, f"deliver_maildir took {elapsed:.2f}s for 1000 messages"
+    # a bulk write, not 1000 IMAP APPENDs (those take far longer); loose for a busy machine
+    assert elapsed < 10, f"deliver_maildir took {elapsed:.2f}s for 1000 messages"
     client = mailbox.client()
     try:
         assert client.select_folder("INBOX")[b"EXISTS"] == 1000

@@ -241,18 +241,18 @@ def test_add_gives_up_when_there_is_never_open_time() -> None:
     first = date(2026, 1, 1)
     all_holidays = [(first + timedelta(days=i)).isoformat() for i in range(11 * 366)]
     clock = berlin_office(holidays=all_holidays)
-    t0 = _time.perf_counter()
+    t0 = _time.process_time()
     with pytest.raises(ValueError, match="no due time"):
         clock.add(local(BERLIN, 2026, 1, 1, 9), H)
-    assert _time.perf_counter() - t0 < 2
+    assert _time.process_time() - t0 < 2
 
 
 def test_long_sla_is_fast() -> None:
     clock = berlin_office()
     start = local(BERLIN, 2026, 1, 5, 9)  # Monday
-    t0 = _time.perf_counter()
+    t0 = _time.process_time()
     due = clock.add(start, 52 * 40 * H)  # a year of working weeks, ~365 days to scan
-    assert _time.perf_counter() - t0 < 0.5
+    assert _time.process_time() - t0 < 0.5
     assert clock.elapsed(start, due) == 52 * 40 * H
     assert due.astimezone(BERLIN).weekday() == 4  # ends on a Friday ...
     assert due.astimezone(BERLIN).time() == time(17)  # ... at closing time
