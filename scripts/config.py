@@ -15,7 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -24,10 +24,12 @@ from .errors import ConfigError, UsageError
 from .files import check_file
 from .members import Member, Rota, read_members, read_rota
 from .notifyconfig import NotifyConfig, read_notify
-from .oauth2 import OAuth2Settings, bind_logins, read_oauth2
 from .rules import Rule, compile_rules
 from .sla import BusinessHours
 from .validate import Section, resolve_path
+
+if TYPE_CHECKING:
+    from .oauth2 import OAuth2Settings
 
 PROVIDER_FILED_HOSTS = ("smtp.gmail.com", "smtp.googlemail.com", "smtp.office365.com",
                         "smtp-mail.outlook.com", "smtp.outlook.com")
@@ -269,6 +271,8 @@ def _read_server(section: Section, server: ServerConfig, base: Path,
     if server.auth == "xoauth2" and not server.token_cmd:
         raise section.error("token_cmd", "missing (required with auth: xoauth2)")
     if server.auth == "oauth2" or section.has("oauth2"):
+        from .oauth2 import read_oauth2  # HTTP and TLS modules: only for those who log in so
+
         server.oauth2 = read_oauth2(section, server)
     server.timeout = section.get("timeout", float, server.timeout)
     server.allow_insecure = section.get("allow_insecure", bool, False)
@@ -460,7 +464,10 @@ def config_from_dict(data: Any, path: Path, db_override: Path | str | None = Non
     config.agent = _read_agent(top.section("agent"), team)
     if top.has("smtp"):
         config.smtp = _read_smtp(top.section("smtp"), base)
-    bind_logins(config)
+    if any(s.auth == "oauth2" for s in [*config.accounts, config.smtp] if s is not None):
+        from .oauth2 import bind_logins
+
+        bind_logins(config)
     config.report = _read_report(top.section("report"), team)
     config.templates_dir = top.path_value("templates", base)
     if top.has("auto_ack"):

@@ -20,7 +20,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
-from . import credentials, fetchparse, oauth2
+from . import credentials, fetchparse
 from .config import AccountConfig, ServerConfig
 from .errors import AuthError, ConfigError, FolderError, SyncError, TrustError
 from .mime import decode_part, text_section
@@ -155,6 +155,8 @@ class IMAPSession:
         token is worth one fresh one: it may have been revoked before its expiry)."""
         acc = self.account
         if acc.auth == "oauth2":
+            from . import oauth2  # its HTTP and TLS modules: only for those who log in so
+
             return oauth2.access_token(acc, force=force)
         if acc.auth == "xoauth2":
             return credentials.oauth2_token(acc), True
@@ -168,6 +170,8 @@ class IMAPSession:
         except LoginError:
             self.close()
             if acc.auth == "oauth2":
+                from . import oauth2
+
                 raise oauth2.refused(acc) from None
             raise AuthError(f"{where}: login failed for {acc.username} "
                             "(check the username and the password source)") from None

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from types import TracebackType
 
-from . import credentials, oauth2
+from . import credentials
 from .config import SMTPConfig
 from .errors import AuthError, ConfigError, DeliveryUnknown, NotSent, SyncError
 from .imap import certificate_problem, ssl_context
@@ -109,7 +109,7 @@ class Mailer:
             self._login(client)
         except smtplib.SMTPAuthenticationError as exc:
             _close(client)
-            hint = f"; {oauth2.refused(cfg)}" if cfg.auth == "oauth2" else ""
+            hint = f"; {_refused(cfg)}" if cfg.auth == "oauth2" else ""
             raise NotSent(f"{self.where}: login failed for {cfg.username} ({_describe(exc)})"
                           + hint, connection=True) from None
         except ssl.SSLCertVerificationError as exc:
@@ -265,3 +265,9 @@ def send_message(smtp_cfg: SMTPConfig | None, msg: EmailMessage) -> None:
         refused = mailer.send(wire_bytes(msg), envelope_sender(msg), header_recipients(msg))
     if refused:
         raise NotSent("recipient refused: " + "; ".join(f"{r}: {a}" for r, a in refused.items()))
+
+
+def _refused(cfg: SMTPConfig) -> str:
+    from . import oauth2  # its HTTP and TLS modules: only for those who log in so
+
+    return str(oauth2.refused(cfg))
