@@ -30,6 +30,7 @@ from .states import open_sql
 from .store import iso, parse_iso
 
 DAYS = 14
+REWRITE_EVERY = dt.timedelta(minutes=30)  # today's row is at most this old at midnight
 TABLE = "daily_stats"
 
 
@@ -96,8 +97,15 @@ def compute(db: sqlite_utils.Database, config: Config, now: dt.datetime,
 
 
 def record(db: sqlite_utils.Database, config: Config, now: dt.datetime,
-           items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Write today's row (the same day's row is replaced: one row per day)."""
+           items: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Write today's row (the same day's row is replaced: one row per day), at most every
+    ``REWRITE_EVERY``: its queries scan every open thread, and cron runs every few minutes.
+    None when the row is recent enough."""
+    day = local_day(now, config.report.timezone).isoformat()
+    written = db.execute(f"SELECT updated_at FROM {TABLE} WHERE day = ?", [day]).fetchone()
+    last = parse_iso(written[0]) if written else None
+    if last is not None and dt.timedelta(0) <= now - last < REWRITE_EVERY:
+        return None
     row = compute(db, config, now, items)
     with db.atomic():
         db.table(TABLE).upsert(row, pk="day")

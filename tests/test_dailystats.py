@@ -125,3 +125,14 @@ def test_report_text_and_html_show_the_last_14_days(cfg, tmp_path):
 def test_report_before_any_run_says_nothing_is_recorded(cfg):
     ok(cfg, "sync")
     assert "nothing recorded yet" in ok(cfg, "report").output
+
+
+def test_todays_row_is_rewritten_at_most_every_half_hour(cfg):
+    """Each row's queries scan every open thread: a run five minutes after the last leaves
+    the row as it was; one half an hour later writes it again."""
+    ok(cfg, "run", "--no-notify", now=NOW - dt.timedelta(minutes=40))
+    first = stats(cfg)[-1]["updated_at"]
+    ok(cfg, "run", "--no-notify", now=NOW - dt.timedelta(minutes=35))
+    assert stats(cfg)[-1]["updated_at"] == first
+    ok(cfg, "run", "--no-notify")
+    assert stats(cfg)[-1]["updated_at"] == NOW.isoformat().replace("+00:00", "Z")
