@@ -18,7 +18,7 @@ import sqlite_utils
 
 from .config import Config
 from .errors import UsageError
-from .members import Member, find, on_duty
+from .members import NOBODY, Member, find, on_duty
 from .states import assign_if_unowned, set_assignee
 from .store import iso, parse_iso, query_rows
 
@@ -37,6 +37,11 @@ def member_named(config: Config, who: str, acting_as: str | None = None) -> Memb
         raise UsageError(f"{who!r} is not in team.members (members: "
                          f"{', '.join(m.name for m in members)})")
     return member
+
+
+def owner_named(config: Config, who: str, acting_as: str | None = None) -> Member | None:
+    """:func:`member_named`, or None for ``none``/``unassigned`` (nobody)."""
+    return None if who.strip().lower() in NOBODY else member_named(config, who, acting_as)
 
 
 def assign(db: sqlite_utils.Database, thread_ids: Sequence[int], member: Member | None,

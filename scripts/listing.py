@@ -17,10 +17,10 @@ import sqlite_utils
 from .collisions import teammate_drafts
 from .config import PUBLIC_DOMAINS
 from .customers import customer_sql, other_threads
+from .members import NOBODY
 from .states import effective, open_sql
 from .store import iso, loads, query_rows, require_thread
 
-NOBODY = ("none", "unassigned")  # what --assignee takes for "owned by nobody"
 STATE_COLUMNS = "s.state, s.snoozed_until, s.priority, s.assignee"  # of thread_state s
 
 

@@ -19,7 +19,8 @@ from .validate import Section
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # words that mean something else where a member name is expected
-RESERVED = {"me", "none", "on_duty", "unassigned"}
+NOBODY = ("none", "unassigned")  # what --assignee and `a` in `triage work` take for nobody
+RESERVED = {"me", "on_duty", *NOBODY}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
 
 

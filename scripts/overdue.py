@@ -29,7 +29,8 @@ import sqlite_utils
 
 from . import bounces
 from .config import Config, SLAConfig
-from .listing import NOBODY, draft_authors, thread_message_ids, thread_tags
+from .listing import draft_authors, thread_message_ids, thread_tags
+from .members import NOBODY
 from .outbox import needs_a_person_sql
 from .sla import Clock
 from .states import open_sql

@@ -106,8 +106,9 @@ def json_option(f: F) -> F:
 
 def owner_filter(app: App, assignee: str | None) -> str | None:
     """``--assignee``: a member (``me`` meaning ``--as``) by name, or ``none``, as given."""
-    if assignee is None or assignee.lower() in ("none", "unassigned"):
-        return assignee
-    from ..assignment import member_named
+    from ..assignment import owner_named
 
-    return member_named(app.config, assignee, app.acting_as).name
+    if assignee is None:
+        return None
+    member = owner_named(app.config, assignee, app.acting_as)
+    return member.name if member else assignee

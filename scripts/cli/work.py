@@ -16,7 +16,7 @@ from collections import Counter
 import click
 
 from .. import display
-from ..assignment import assign, member_named
+from ..assignment import assign, owner_named
 from ..errors import MailtriageError
 from ..listing import thread_detail
 from ..outbox import save_draft
@@ -115,8 +115,7 @@ class Session:
 
     def assign(self, tid: int) -> None:
         who = click.prompt("assign to (a member, me, none)").strip()
-        member = None if who.lower() == "none" else member_named(
-            self.app.config, who, self.app.acting_as)
+        member = owner_named(self.app.config, who, self.app.acting_as)
         assign(self.app.db, [tid], member, self.app.now,
                f"cli: by {self.app.member_name or 'someone'}")
 
