@@ -104,35 +104,32 @@ def change_tags(db: sqlite_utils.Database, thread_id: int, add: Iterable[str],
 
 def set_priority(db: sqlite_utils.Database, thread_id: int, priority: str | None, at: str,
                  cause: str) -> bool:
-    row = db.execute("SELECT priority FROM thread_state WHERE thread_id = ?",
-                     [thread_id]).fetchone()
-    old = row[0] if row else None
-    if old == priority:
-        return False
-    if row:
-        db.execute("UPDATE thread_state SET priority = ? WHERE thread_id = ?",
-                   [priority, thread_id])
-    else:
-        db.execute("INSERT INTO thread_state (thread_id, state, priority, changed_at) "
-                   "VALUES (?, 'open', ?, ?)", [thread_id, priority, at])
-    record(db, thread_id, at, "priority", old, priority, cause)
-    return True
+    return _set_decision(db, thread_id, "priority", priority, at, cause)
 
 
 def set_assignee(db: sqlite_utils.Database, thread_id: int, name: str | None, at: str,
                  cause: str) -> bool:
     """Give a thread to a team member (``None``: to nobody), with history."""
-    row = db.execute("SELECT assignee FROM thread_state WHERE thread_id = ?",
+    return _set_decision(db, thread_id, "assignee", name, at, cause)
+
+
+def _set_decision(db: sqlite_utils.Database, thread_id: int, column: str, value: str | None,
+                  at: str, cause: str) -> bool:
+    """Set one column of ``thread_state`` (a thread without a row yet gets one, open), with
+    history; whether it changed."""
+    assert column in ("priority", "assignee")  # a column name, never a value
+    row = db.execute(f"SELECT {column} FROM thread_state WHERE thread_id = ?",
                      [thread_id]).fetchone()
     old = row[0] if row else None
-    if old == name:
+    if old == value:
         return False
     if row:
-        db.execute("UPDATE thread_state SET assignee = ? WHERE thread_id = ?", [name, thread_id])
+        db.execute(f"UPDATE thread_state SET {column} = ? WHERE thread_id = ?",
+                   [value, thread_id])
     else:
-        db.execute("INSERT INTO thread_state (thread_id, state, assignee, changed_at) "
-                   "VALUES (?, 'open', ?, ?)", [thread_id, name, at])
-    record(db, thread_id, at, "assignee", old, name, cause)
+        db.execute(f"INSERT INTO thread_state (thread_id, state, {column}, changed_at) "
+                   "VALUES (?, 'open', ?, ?)", [thread_id, value, at])
+    record(db, thread_id, at, column, old, value, cause)
     return True
 
 
