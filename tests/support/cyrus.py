@@ -33,10 +33,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
-from support.net import DEFAULT_PASSWORD, free_port, wait_for_port
+from support.daemon import MasterProcess, append_uid
+from support.net import DEFAULT_PASSWORD, free_port
 
 MASTER_BIN = "/usr/sbin/cyrmaster"  # cyrus-common
 CTL_CYRUSDB_BIN = "/usr/lib/cyrus/bin/ctl_cyrusdb"  # cyrus-common
@@ -157,16 +157,7 @@ def recreate_folder(c: Any, name: str, aside: str) -> None:
         raise RuntimeError(f"{name}: UIDVALIDITY stayed {before} after re-creating it")
 
 
-def append_uid(response: Any) -> int | None:
-    """The UID from an APPEND response's ``[APPENDUID <uidvalidity> <uid>]``."""
-    text = response.decode(errors="replace") if isinstance(response, bytes) else ""
-    if text.startswith("[APPENDUID"):
-        with contextlib.suppress(IndexError, ValueError):
-            return int(text.split("]")[0].split()[2])
-    return None
-
-
-class Cyrus:
+class Cyrus(MasterProcess):
     """A private Cyrus master with one plain IMAP service on a free 127.0.0.1 port.
 
     Config, sasldb, mailbox database and spool live in one temp dir (0755, owned by the cyrus
@@ -174,11 +165,12 @@ class Cyrus:
     /dev/log its complaints are lost, so `start()` reports the master's stdout on failure.
     """
 
+    name = "Cyrus"
+
     def __init__(self) -> None:
-        self.host = "127.0.0.1"
         self.port = 0
-        self.directory: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.directory = None
+        self._proc = None
         self._users: dict[str, str] = {}
         self._users_lock = threading.Lock()
         self._counter = itertools.count(1)
@@ -224,15 +216,8 @@ class Cyrus:
         self.stop()
         raise RuntimeError(f"Cyrus did not start listening:\n{last_error}")
 
-    def _wait_ready(self, timeout: float = 15.0) -> bool:
-        assert self._proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return False
-            if wait_for_port(self.host, self.port, 0.2):
-                return True
-        return False
+    def ready_ports(self) -> list[int]:
+        return [self.port]
 
     def processes(self) -> list[int]:
         """Pids of every process of this instance, running or left behind after `stop()`
@@ -249,16 +234,7 @@ class Cyrus:
         return found
 
     def _kill(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # the master stops its children, then itself
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        self._stop_master()
         deadline = time.monotonic() + 5
         while self.processes() and time.monotonic() < deadline:
             time.sleep(0.05)  # imapd children exit on their own once the master is gone
@@ -274,23 +250,7 @@ class Cyrus:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- config ----------------------------------------------------------------------------
-
-    def _dir(self) -> Path:
-        if self.directory is None:
-            raise RuntimeError("Cyrus is not started")
-        return self.directory
 
     def _imapd_conf(self) -> str:
         d = self._dir()

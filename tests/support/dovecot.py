@@ -13,21 +13,19 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from support import maildir
 from support.certs import TestPKI
+from support.daemon import MasterProcess, append_uid
 from support.dovecot_conf import render_config
-from support.net import DEFAULT_PASSWORD, DEFAULT_USER, free_port, wait_for_port
+from support.net import DEFAULT_PASSWORD, DEFAULT_USER, free_port
 
 DOVECOT_BIN = "/usr/sbin/dovecot"
 DOVEADM_BIN = "/usr/bin/doveadm"
@@ -92,7 +90,7 @@ class Account:
         self.server.reset(self.username)
 
 
-class Dovecot:
+class Dovecot(MasterProcess):
     """A private Dovecot 2.3 instance: IMAP with STARTTLS and IMAPS on free localhost ports.
 
     With `oauth2_introspection_url`, XOAUTH2 and OAUTHBEARER logins are checked by Dovecot's
@@ -103,6 +101,8 @@ class Dovecot:
     deleted on `stop()`. The dir is 0755 rather than under pytest's 0700 tmp, because Dovecot
     drops to an unprivileged mail user who must reach the Maildirs.
     """
+
+    name = "Dovecot"
 
     def __init__(
         self,
@@ -116,7 +116,6 @@ class Dovecot:
         oauth2_introspection_url: str | None = None,
     ) -> None:
         self.oauth2_introspection_url = oauth2_introspection_url
-        self.host = "127.0.0.1"
         self.port = 0
         self.ssl_port = 0
         self.username = username
@@ -128,9 +127,9 @@ class Dovecot:
         self._users: dict[str, str] = {username: password}
         self._users_lock = threading.Lock()
         self._counter = itertools.count()
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc = None
         self._own_dir = False
-        self.directory: Path | None = None
+        self.directory = None
         self._mail_uid, self._mail_gid = self._pick_mail_user()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -197,29 +196,11 @@ class Dovecot:
         self.stop()
         raise RuntimeError(f"Dovecot did not start:\n{last_error}")
 
-    def _wait_ready(self, timeout: float = 15.0) -> bool:
-        assert self._proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return False
-            if wait_for_port(self.host, self.port, 0.2) and wait_for_port(
-                self.host, self.ssl_port, 0.2
-            ):
-                return True
-        return False
+    def ready_ports(self) -> list[int]:
+        return [self.port, self.ssl_port]
 
     def _kill(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # master stops its children before exiting
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        self._stop_master()
 
     def stop(self) -> None:
         """Stop the master (and so all children) and delete the temp dir if we created it."""
@@ -230,23 +211,7 @@ class Dovecot:
             self.directory = None
             self._own_dir = False
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- paths and config ------------------------------------------------------------------
-
-    def _dir(self) -> Path:
-        if self.directory is None:
-            raise RuntimeError("Dovecot is not started")
-        return self.directory
 
     @property
     def config_file(self) -> Path:
@@ -368,12 +333,7 @@ class Dovecot:
             response = client.append(folder, raw, flags=tuple(flags), msg_time=internaldate)
         finally:
             client.logout()
-        # Response looks like b"[APPENDUID <uidvalidity> <uid>] Append completed."
-        text = response.decode(errors="replace") if isinstance(response, bytes) else ""
-        if text.startswith("[APPENDUID"):
-            with contextlib.suppress(IndexError, ValueError):
-                return int(text.split("]")[0].split()[2])
-        return None
+        return append_uid(response)  # b"[APPENDUID <uidvalidity> <uid>] Append completed."
 
     # -- on-disk helpers (fast, bypass IMAP) -----------------------------------------------
 
