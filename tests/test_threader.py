@@ -9,11 +9,10 @@ from pathlib import Path
 from mailtriage.config import TeamConfig, config_from_dict
 from mailtriage.mailstore import store_batch
 from mailtriage.pipeline import parse_batch
-from mailtriage.source import Fetched
 from mailtriage.store import open_db, resolve_thread_id
 from mailtriage.threader import group
 
-from support.mailfactory import NOW, mail
+from support.mailfactory import NOW, fetched, mail
 
 TEAM = TeamConfig(addresses=["support@example.com"], domains=["example.com"])
 
@@ -46,9 +45,7 @@ class Store:
         batch = []
         for raw, at in mails:
             self.uid += 1
-            head, _, body = raw.partition(b"\r\n\r\n")
-            batch.append(Fetched(uid=self.uid, header_bytes=head + b"\r\n\r\n",
-                                 body_prefix=body, flags=(), internal_date=at, size=len(raw)))
+            batch.append(fetched(raw, self.uid, at))
         with self.db.atomic():
             store_batch(self.db, self.config, "a", "INBOX", 1, parse_batch(batch), NOW)
 

@@ -14,11 +14,11 @@ from mailtriage.decisions import by_hand, conflicts, partition
 from mailtriage.errors import UsageError
 from mailtriage.mailstore import store_batch
 from mailtriage.pipeline import parse_batch
-from mailtriage.source import SENT, Fetched
+from mailtriage.source import SENT
 from mailtriage.store import open_db, resolve_thread_id
 
 from support.cli import triage as run_cli
-from support.mailfactory import NOW, mail
+from support.mailfactory import NOW, fetched, mail
 
 US = "Support <support@example.com>"
 
@@ -73,9 +73,7 @@ class Local:
         batch = []
         for raw, at in raws:
             self.uid += 1
-            head, _, body = raw.partition(b"\r\n\r\n")
-            batch.append(Fetched(uid=self.uid, header_bytes=head + b"\r\n\r\n",
-                                 body_prefix=body, flags=(), internal_date=at, size=len(raw)))
+            batch.append(fetched(raw, self.uid, at))
         with self.db.atomic():
             store_batch(self.db, self.config, "a", "Sent" if role else "INBOX", 1,
                         parse_batch(batch), NOW, role=role)

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from mailtriage.source import Fetched
+
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
 
@@ -76,3 +78,10 @@ def write_config(directory: Path, account: Any = None, **extra: Any) -> Path:
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+def fetched(raw: bytes, uid: int, at: dt.datetime) -> Fetched:
+    """``raw`` as a source hands it to sync: header block, body, INTERNALDATE ``at``."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return Fetched(uid=uid, header_bytes=head + b"\r\n\r\n", body_prefix=body, flags=(),
+                   internal_date=at, size=len(raw))
