@@ -11,7 +11,7 @@ import sys
 import click
 
 from ..assignment import claim
-from ..compose import Reply, compose, preview, templated_draft
+from ..compose import Reply, compose, preview, reply_draft, templated_draft
 from ..editing import apply_edit, edit_text, free_form_template, read_body
 from ..errors import EditAborted
 from ..outbox import SENT, UNKNOWN, save_draft
@@ -130,14 +130,13 @@ def written_reply(app: App, tid: int, template_name: str | None, *, edit: bool,
     """The reply to one thread: from a template, a body written elsewhere, or the editor
     (an unchanged file when sending, or an empty text, sends nothing: EditAborted)."""
     db, config = app.db, app.config
-    if template_name is not None:
-        template = load_reply(config, template_name)
-        draft = templated_draft(db, config, tid, template, app.now, cc=cc)
+    template = (load_reply(config, template_name) if template_name is not None
+                else free_form_template(config))
+    if body_file is not None:  # the text is written: no template to render (and no fetch)
+        draft = reply_draft(db, config, tid, cc=cc)
+        draft.body = read_body(body_file, sys.stdin.read() if body_file == "-" else None)
     else:
-        template = free_form_template(config)
         draft = templated_draft(db, config, tid, template, app.now, cc=cc)
-        if body_file is not None:
-            draft.body = read_body(body_file, sys.stdin.read() if body_file == "-" else None)
     if edit:
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
         text = click.edit(edit_text(draft), editor=editor, require_save=send,
