@@ -16,6 +16,7 @@ import sqlite_utils
 from . import bounces, outbox, parse, subjects
 from .config import Config
 from .dsn import parse_delivery_report
+from .schema import index_new_messages
 from .source import DRAFTS, SENT, Fetched, FlagChanges, Source
 from .store import chunks, iso, query_in, query_rows
 from .threader import NewMessage, assign_threads, link_set
@@ -236,6 +237,7 @@ def store_batch(
             f"VALUES ({', '.join('?' * len(columns))})",
             [tuple(r[c] for c in columns) for r in rows],
         )
+        index_new_messages(db, rows[0]["id"])
         db.conn.executemany(
             "INSERT OR IGNORE INTO message_refs (message, ref, thread_id) VALUES (?, ?, ?)",
             [(mid, ref, thread_of[mid]) for mid, ref in refs])

@@ -245,12 +245,13 @@ def m005_members_and_notes(db: sqlite_utils.Database) -> None:
 
 
 # Full-text search (search.py): external-content FTS5 tables over the rows themselves, so
-# the text is stored once.  Triggers keep them right whatever writes the rows (sync's plain
-# executemany INSERTs, later UPDATEs): an external-content index must be told the *old*
-# values of a row to forget it, which only a trigger sees.  Updates of other columns
-# (triaged, dsn, thread_id on a merge) do not touch the index: the thread is joined at
-# query time.  No prefix index: it costs sync half again the indexing time, for `ab*` queries
-# people rarely type (3+ letter prefixes are fast without it).
+# the text is stored once.  Triggers keep them right whatever changes or deletes a row: an
+# external-content index must be told the *old* values of a row to forget it, which only a
+# trigger sees.  New messages are the exception: sync indexes each batch with one
+# statement (:func:`index_new_messages`, m012), a sixth of what a per-row trigger cost.
+# Updates of other columns (triaged, dsn, thread_id on a merge) do not touch the index: the
+# thread is joined at query time.  No prefix index: it costs sync half again the indexing
+# time, for `ab*` queries people rarely type (3+ letter prefixes are fast without it).
 SEARCHED = {
     "messages": ("subject", "from_name", "from_addr", "snippet"),
     "notes": ("text",),
@@ -274,6 +275,15 @@ def _fts_sql(table: str, columns: tuple[str, ...]) -> list[str]:
         f"BEGIN {forget} {learn} END",
         f"INSERT INTO {fts} ({fts}) VALUES ('rebuild')",  # the rows stored before
     ]
+
+
+def index_new_messages(db: sqlite_utils.Database, first_id: int) -> None:
+    """Index the messages stored from ``first_id`` on, in the caller's transaction (the
+    one that inserted them: no message is ever stored unindexed).  mailstore.store_batch is
+    the one writer of new messages."""
+    cols = ", ".join(SEARCHED["messages"])
+    db.execute(f"INSERT INTO messages_fts (rowid, {cols}) SELECT id, {cols} FROM messages "
+               "WHERE id >= ?", [first_id])
 
 
 @migrations()
@@ -375,6 +385,13 @@ def m010_daily_stats(db: sqlite_utils.Database) -> None:
     )
 
 
+
+@migrations()
+def m012_search_in_bulk(db: sqlite_utils.Database) -> None:
+    """New messages are indexed a batch at a time by sync (index_new_messages): the per-row
+    insert trigger cost sync ~100 us a message, this ~15 (a third of its writing time)."""
+    db.execute("DROP TRIGGER IF EXISTS messages_fts_ai")
+
 def ensure_shape(db: sqlite_utils.Database) -> None:
     """Indexes and views: idempotent, run after migrations on every open."""
     indexes = [
@@ -433,5 +450,3 @@ def ensure_shape(db: sqlite_utils.Database) -> None:
         """,
         replace=True,
     )
-
-

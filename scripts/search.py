@@ -1,8 +1,9 @@
 """Full-text search over subjects, senders, snippets and notes (``triage search``).
 
-The indexes are FTS5 tables kept current by triggers (schema.py, ``m006_search``), so a
-sync needs no extra pass.  A person's query is never handed to FTS5 as it is: its syntax
-(``AND``, ``NEAR(``, ``col:``, ``-``, unbalanced quotes) would be errors or surprises.
+The indexes are FTS5 tables kept current in the transactions that write the rows (schema.py:
+triggers, and sync's one statement a batch), so a sync needs no extra pass.  A person's
+query is never handed to FTS5 as it is: its syntax (``AND``, ``NEAR(``, ``col:``, ``-``,
+unbalanced quotes) would be errors or surprises.
 :func:`fts_query` keeps only words, ``"exact phrases"`` and ``prefix*``, each quoted, all
 required.  Results are threads, each ranked by its best hit (bm25).
 """
