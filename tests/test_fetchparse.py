@@ -62,3 +62,23 @@ def test_lean_parser_equals_imapclient_on_real_responses(tmp_path, mailbox, monk
             for uid, item in theirs.items():
                 mine = {k: v for k, v in ours[uid].items() if k != b"UID"}  # it is the key
                 assert mine == dict(item), uid
+
+
+def test_imaplib_wire_logging_is_off_unless_someone_listens(tmp_path, mailbox, monkeypatch):
+    """imapclient turns on imaplib's debug output (level 5) and filters it in logging: a
+    logger call for every response line, a fifth of a bulk fetch's CPU.  The session turns
+    it off unless the ``imapclient.imaplib`` logger would print it."""
+    import logging
+
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", mailbox.password)
+    account = load_config(write_config(tmp_path, mailbox)).accounts[0]
+    with IMAPSession(account) as session:
+        assert session._c()._imap.debug == 0
+    wire = logging.getLogger("imapclient.imaplib")
+    before = wire.level
+    wire.setLevel(logging.DEBUG)  # (setLevel, which also clears logging's level cache)
+    try:
+        with IMAPSession(account) as session:
+            assert session._c()._imap.debug == 5
+    finally:
+        wire.setLevel(before)
