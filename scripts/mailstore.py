@@ -18,7 +18,7 @@ from .config import Config
 from .dsn import parse_delivery_report
 from .schema import index_new_messages
 from .source import DRAFTS, SENT, Fetched, FlagChanges, Source
-from .store import chunks, iso, query_in, query_rows
+from .store import chunks, insert_rows, iso, query_in, query_rows
 from .threader import NewMessage, assign_threads, link_set
 
 Parsed = list[tuple[Fetched, parse.ParsedMessage]]
@@ -232,15 +232,11 @@ def store_batch(
         for row in rows:
             row["thread_id"] = thread_of[row["id"]]
         columns = list(rows[0])
-        db.conn.executemany(
-            f"INSERT INTO messages ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' * len(columns))})",
-            [tuple(r[c] for c in columns) for r in rows],
-        )
+        insert_rows(db, f"INSERT INTO messages ({', '.join(columns)})",
+                    [tuple(r[c] for c in columns) for r in rows])
         index_new_messages(db, rows[0]["id"])
-        db.conn.executemany(
-            "INSERT OR IGNORE INTO message_refs (message, ref, thread_id) VALUES (?, ?, ?)",
-            [(mid, ref, thread_of[mid]) for mid, ref in refs])
+        insert_rows(db, "INSERT OR IGNORE INTO message_refs (message, ref, thread_id)",
+                    [(mid, ref, thread_of[mid]) for mid, ref in refs])
     if role == SENT and rows:  # a provider files a copy only of mail it accepted
         outbox.arrived_copies(db, [i for r in rows for i in (r["message_id"], r["original_id"])
                                    if i], now)
@@ -249,9 +245,9 @@ def store_batch(
         _mark_returning(db, again)
         if role != DRAFTS:
             _seen_outside_drafts(db, again, role)
-    db.conn.executemany(
-        "INSERT OR REPLACE INTO locations (account, folder, uidvalidity, uid, message, flags, "
-        "modseq, internal_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    insert_rows(
+        db, "INSERT OR REPLACE INTO locations (account, folder, uidvalidity, uid, message, "
+            "flags, modseq, internal_date)",
         [(account, folder, validity, f.uid, ids[p.key], " ".join(f.flags), f.modseq,
           iso(f.internal_date)) for f, p in parsed],
     )

@@ -195,6 +195,23 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield items[i : i + size]
 
 
+def insert_rows(db: sqlite_utils.Database, insert: str, rows: Sequence[Sequence[Any]]) -> None:
+    """``insert`` (``INSERT [OR ...] INTO t (a, b)``) of many rows, as few statements of many
+    ``VALUES`` each as SQLite's variable limit allows.
+
+    Not ``executemany``: that steps once a row, and Python's sqlite3 hands the GIL over
+    around every step; while sync's fetch thread runs, each row then waits for it again.
+    """
+    if not rows:
+        return
+    width = len(rows[0])
+    group = "(" + ", ".join("?" * width) + ")"
+    per = max(1, db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
+    for part in chunks(rows, per):
+        db.conn.execute(f"{insert} VALUES {', '.join([group] * len(part))}",
+                        [value for row in part for value in row])
+
+
 def query_in(
     db: sqlite_utils.Database, sql: str, values: Iterable[Any], extra: Sequence[Any] = ()
 ) -> Iterator[dict[str, Any]]:
