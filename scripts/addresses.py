@@ -68,7 +68,8 @@ def _checked(addr: str) -> str:
         raise AddressError("empty address")
     if len(addr) > MAX_ADDRESS_CHARS:
         raise AddressError("address too long")
-    if any(_invisible(ch) for ch in addr):
+    # (printable ASCII, nearly every address, holds none: no per-character look needed)
+    if not (addr.isascii() and addr.isprintable()) and any(_invisible(ch) for ch in addr):
         raise AddressError("control or invisible character in the address")
     if "=?" in addr:
         raise AddressError("encoded-word in the address")

@@ -123,3 +123,13 @@ def test_comments_are_never_part_of_an_address():
     assert pairs('"q (not a comment)" <e@f.test>') == [("q (not a comment)", "e@f.test", True)]
     assert pairs("(nested (comment, with <a@b>)) d@e.test") == [
         ("nested (comment, with <a@b>)", "d@e.test", True)]
+
+
+def test_the_printable_ascii_shortcut_agrees_with_the_per_character_check():
+    """canonical() skips the per-character look for printable ASCII: exactly the ASCII
+    characters that are not invisible."""
+    from mailtriage.addresses import _invisible
+
+    for code in range(128):
+        ch = chr(code)
+        assert (not ch.isprintable()) == _invisible(ch), repr(ch)
