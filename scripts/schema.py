@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from .subjects import is_follow_up_subject
+
 migrations = Migrations("mailtriage")
 
 
@@ -392,6 +394,18 @@ def m012_search_in_bulk(db: sqlite_utils.Database) -> None:
     insert trigger cost sync ~100 us a message, this ~15 (a third of its writing time)."""
     db.execute("DROP TRIGGER IF EXISTS messages_fts_ai")
 
+
+@migrations()
+def m013_follow_up_subjects(db: sqlite_utils.Database) -> None:
+    """Whether a message's subject is a reply or forward form ("Re:", "Fwd:"): threading by
+    subject (threader.py, rule 3) looks for stored follow-ups by it.  Without it, every
+    batch read every stored first message of its subjects in a 14-day window: ~2,500 rows
+    and 0.15 s a batch at 100k messages."""
+    db.table("messages").add_column("follow_up_subject", int, not_null_default=0)
+    follow_ups = [(r[0],) for r in db.execute("SELECT id, subject FROM messages")
+                  if is_follow_up_subject(r[1] or "")]
+    db.conn.executemany("UPDATE messages SET follow_up_subject = 1 WHERE id = ?", follow_ups)
+
 def ensure_shape(db: sqlite_utils.Database) -> None:
     """Indexes and views: idempotent, run after migrations on every open."""
     indexes = [
@@ -424,6 +438,10 @@ def ensure_shape(db: sqlite_utils.Database) -> None:
     )
     db.execute(
         "CREATE INDEX IF NOT EXISTS idx_messages_untriaged ON messages(triaged) WHERE triaged = 0"
+    )
+    db.execute(  # threading by subject: the few stored follow-ups without reply headers
+        "CREATE INDEX IF NOT EXISTS idx_messages_follow_ups ON messages(subject_norm, arrived_at) "
+        "WHERE follow_up_subject = 1 AND in_reply_to IS NULL AND refs IS NULL"
     )
     db.execute(
         "CREATE INDEX IF NOT EXISTS idx_outbox_open ON outbox(state) "

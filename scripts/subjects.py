@@ -58,6 +58,12 @@ def is_forward_subject(subject: str) -> bool:
     return bool(subject) and _IS_FORWARD_RE.match(subject) is not None
 
 
+def is_follow_up_subject(subject: str) -> bool:
+    """A reply or a forward by its subject: what threading by subject may join to an
+    earlier message (stored as ``messages.follow_up_subject``)."""
+    return is_reply_subject(subject) or is_forward_subject(subject)
+
+
 def reply_subject(subject: str) -> str:
     """Subject for our reply: one "Re: " in front, earlier reply prefixes removed.
 

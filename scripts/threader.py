@@ -256,8 +256,9 @@ def _stored_by_subject(
         rows[row["id"]] = row
     for row in query_in(
         db, f"SELECT {_STORED} FROM messages WHERE subject_norm IN ({{in}}) AND arrived_at > ? "
-            "AND arrived_at <= ? AND thread_id IS NOT NULL AND in_reply_to IS NULL "
-            "AND refs IS NULL", list(batch), [iso(first), iso(last + SUBJECT_WINDOW)]):
+            "AND arrived_at <= ? AND thread_id IS NOT NULL AND follow_up_subject = 1 "
+            "AND in_reply_to IS NULL AND refs IS NULL", list(batch),
+            [iso(first), iso(last + SUBJECT_WINDOW)]):
         rows[row["id"]] = row
     out: dict[str, list[_Dated]] = defaultdict(list)
     for row in rows.values():

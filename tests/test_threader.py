@@ -162,3 +162,26 @@ def test_threads_do_not_depend_on_the_order_or_batches_messages_are_stored_in(tm
     assert partition == {frozenset({"q@x", "r@x", "us@x", "f@x"}),
                          frozenset({"o@x", "b@x"}), frozenset({"late@x", "late-re@x"}),
                          frozenset({"far@x"})}
+
+
+def test_m013_marks_the_follow_up_subjects_stored_before_it(tmp_path):
+    """Threading by subject finds stored follow-ups by ``follow_up_subject``: the migration
+    that added it sets it on the messages already stored."""
+    import sqlite3
+
+    import sqlite_utils
+
+    from mailtriage.schema import migrations
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    migrations.apply(sqlite_utils.Database(old), stop_before="m013_follow_up_subjects")
+    subjects = ["Printer on fire", "Re: Printer on fire", "AW: Drucker", "Fwd: invoice",
+                "[ext] RE: quote", "Regarding the invoice", None]
+    old.executemany("INSERT INTO messages (id, key, subject) VALUES (?, ?, ?)",
+                    [(n, f"k{n}", s) for n, s in enumerate(subjects, 1)])
+    old.commit()
+    old.close()
+    db = open_db(path)
+    marked = [r[0] for r in db.execute("SELECT follow_up_subject FROM messages ORDER BY id")]
+    assert marked == [0, 1, 1, 1, 1, 0, 0]
