@@ -42,8 +42,11 @@ def read_reports(db: sqlite_utils.Database, session: Source, account: str, folde
     """Messages stored as possible delivery reports (``dsn = 'pending'``) that are in this
     folder: fetch more of each and keep what it says (bounces.py links it to our mail once
     every folder is synced).  One we cannot read is cleared: it stays automated mail."""
+    # From the few pending messages (a partial index) to their locations by message, not
+    # through every location of the folder: SQLite's own choice, 40 ms at 100k, every sync
     pending = list(db.execute(
-        "SELECT l.uid, m.id FROM messages m JOIN locations l ON l.message = m.id "
+        "SELECT l.uid, m.id FROM messages m "
+        "JOIN locations l INDEXED BY idx_locations_message ON l.message = m.id "
         "WHERE m.dsn = 'pending' AND l.account = ? AND l.folder = ? AND l.uidvalidity = ?",
         [account, folder, validity]))
     found = 0

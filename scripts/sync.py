@@ -298,9 +298,12 @@ def _expunges(db: sqlite_utils.Database, source: Source, account: str, folder: s
     validity = info.uidvalidity
     where = [account, folder, validity]
     with db.atomic():
-        # Rows of an older UIDVALIDITY are stale mappings, also after a killed re-map.
-        db.execute("DELETE FROM locations WHERE account = ? AND folder = ? AND uidvalidity != ?",
-                   where)
+        # Rows of an older UIDVALIDITY are stale mappings, also after a killed re-map.  (Two
+        # ranges of the key, not "!=": that walked every location of the folder, 20 ms at
+        # 100k messages, every sync.)
+        for older_or_newer in ("<", ">"):
+            db.execute("DELETE FROM locations WHERE account = ? AND folder = ? "
+                       f"AND uidvalidity {older_or_newer} ?", where)
         if res.uidvalidity_changed:
             db.execute("UPDATE folders SET uidvalidity_changed_at = ? "
                        "WHERE account = ? AND folder = ?", [iso(now), account, folder])
