@@ -1,6 +1,6 @@
 """MIME parts of a body that may be cut off anywhere (sync keeps the first 2 KB).
 
-The email package's compat32 parser, with header values kept raw (:class:`_RawCompat32`),
+The email package's compat32 parser, with header values kept raw (headerblock.RAW_POLICY),
 and a shortcut for the common shape: the parts between ``--boundary`` lines are split here
 (the stdlib compiles a regular expression for every unique boundary it meets); anything
 unusual goes back to the email package.
@@ -12,29 +12,17 @@ import binascii
 import email.policy
 from email import message_from_bytes
 from email.message import Message
-from email.parser import BytesHeaderParser, BytesParser
-from email.policy import Compat32
+from email.parser import BytesParser
 from typing import Any
 
+from . import headerblock
+from .headerblock import RAW_POLICY
 from .text import one_line, raw_bytes, unfold_raw
 
 MAX_MIME_DEPTH = 30  # deeper MIME trees are not walked (and cannot be in 2 KB anyway)
 MAX_MIME_PARTS = 200
 
 
-class _RawCompat32(Compat32):
-    """compat32, but header values come back as the raw (surrogate-escaped) string.
-
-    Stock compat32 wraps values containing 8-bit bytes in ``Header(..., 'unknown-8bit')``,
-    which loses the bytes (they print as U+FFFD); we want to try UTF-8 on them instead.
-    """
-
-    def header_fetch_parse(self, name: str, value: str) -> str:
-        return value
-
-
-RAW_POLICY = _RawCompat32()
-HEADER_PARSER = BytesHeaderParser(policy=RAW_POLICY)
 BODY_PARSER = BytesParser(policy=RAW_POLICY)
 
 
@@ -111,12 +99,12 @@ def _split_multipart(body: bytes, boundary: str) -> list[bytes] | None:
 
 def _split_part(part: bytes) -> tuple[Message, bytes]:
     if part.startswith((b"\r\n", b"\n")):
-        return HEADER_PARSER.parsebytes(b""), part.lstrip(b"\r\n")
+        return headerblock.parse(b""), part.lstrip(b"\r\n")
     for sep in (b"\r\n\r\n", b"\n\n"):
         i = part.find(sep)
         if i >= 0:
-            return HEADER_PARSER.parsebytes(part[:i + len(sep)]), part[i + len(sep):]
-    return HEADER_PARSER.parsebytes(part), b""  # cut off inside the part's headers
+            return headerblock.parse(part[:i + len(sep)]), part[i + len(sep):]
+    return headerblock.parse(part), b""  # cut off inside the part's headers
 
 
 def _leaves_fast(hdr: Message, body: bytes) -> list[tuple[Message, bytes]] | None:

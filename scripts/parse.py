@@ -13,8 +13,8 @@ Design choices:
   mime.py and snippets.py (the body).
 * Robustness: nothing in here may raise for any input bytes. Each extraction step is guarded;
   failures are summarised in ``ParsedMessage.parse_error`` and the rest is still returned.
-* 8-bit headers: header values are kept raw (mime.RAW_POLICY) and decoded as UTF-8 (RFC 6532),
-  else as cp1252.
+* 8-bit headers: header values are kept raw (headerblock.RAW_POLICY) and decoded as UTF-8
+  (RFC 6532), else as cp1252.
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from . import addresses
-from .mime import HEADER_PARSER
+from . import addresses, headerblock
 from .signals import BOUNCE_SIGNALS, automated_signals, parse_auth_results
 from .snippets import body_snippet
 from .subjects import is_bounce_subject
@@ -330,7 +329,7 @@ def _parse(header_bytes: bytes, body: bytes | None, errors: list[str]) -> Parsed
     out = ParsedMessage()
     hdr: Message | None = None
     try:
-        hdr = HEADER_PARSER.parsebytes(header_bytes)
+        hdr = headerblock.parse(header_bytes)
     except Exception as exc:
         _record(errors, "headers", exc)
     first, every = _headers(hdr, errors) if hdr is not None else ({}, {})

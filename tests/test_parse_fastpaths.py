@@ -1,0 +1,139 @@
+"""The parser's shortcuts give exactly what the email package's path gives.
+
+Each shortcut reads the common, clean shape itself and hands anything else to the stdlib;
+these tests hold them to identical results on real mail (../shared/corpora, where present),
+the benchmark's generated mailbox (bench/generate.py), the sample, and hostile variants of
+all of them: LF and bare-CR line ends, 8-bit bytes, missing colons, continuation first lines,
+duplicate fields, odd and RFC 2231 parameters, headers and bodies cut anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import sys
+from email.message import Message
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_corpora import NAMES, corpus_files
+
+from mailtriage import headerblock
+from mailtriage.parse import HEADER_FIELDS, ParsedMessage, parse_message, parse_raw_message
+from mailtriage.sample import build_sample
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from generate import generate  # noqa: E402
+
+# Lines that break the clean shape, or sit right at its edges; spliced into real headers.
+ODD_HEADER_LINES = [
+    b"Subject: bare\rCR", b"X-Junk: 8-bit name \xff ok", b"X-\xe9t\xe9: 8-bit name",
+    b"no colon at all", b"Subject : space before the colon", b": no name", b" continuation",
+    b"\tcontinuation", b"From sender@example.com Mon Nov 20 10:00:00 2023", b"From: a@b.test",
+    b"Subject:", b"Subject:   \t", b"Subject:\r\n  folded after nothing",
+    b"X-Ctl: \x00\x1b[2J\x0b\x0c",
+    b"Content-Type: text/plain; charset*=utf-8''%E2%82%AC; name*0=a; name*1=b",
+    b"Content-Type: multipart/mixed; boundary=\"b\"; boundary=second",
+    b"Content-Type: TEXT/PLAIN; CHARSET=\"ISO-8859-1\" (comment)",
+    b"Content-Type: text; charset=", b"Content-Type: ;;;=; =x", b"Content-Type: a/b/c",
+    b"Content-Type: text/html; charset*=''utf-8", b"Content-Type: text/plain; charset*=x-bad''%FF",
+    b"Date: Mon, 20 Nov 2023 10:11:12 +0100", b"Date: 20 Nov 2023 10:11:12 -0000",
+    b"Date: Mon, 31 Feb 2023 10:11:12 +0000", b"Date: Mon, 20 Nov 2023 25:11:12 +0000",
+    b"Date: Mon, 20 Nov 2023 10:11:12 +9999", b"Date: Mon, 20 Nov 0023 10:11:12 +0000",
+    b"Date: mon, 20 nov 2023 10:11 GMT", b"Date: Mon,  20 Nov 2023 10:11:12 +0000",
+]
+
+
+def _hostile(raw: bytes, n: int) -> list[bytes]:
+    """Variants of one message: line ends changed, an odd line spliced in, cut short."""
+    header, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        header, sep, body = raw.partition(b"\n\n")
+    lines = header.splitlines()
+    odd = ODD_HEADER_LINES[n % len(ODD_HEADER_LINES)]
+    at = n % (len(lines) + 1)
+    spliced = b"\r\n".join([*lines[:at], odd, *lines[at:]]) + b"\r\n\r\n" + body
+    dup = b"\r\n".join([*lines, *lines[:3]]) + b"\r\n\r\n" + body
+    return [raw.replace(b"\r\n", b"\n"), raw.replace(b"\n", b"\r"), spliced, dup,
+            raw[: len(header) * (n % 7 + 1) // 8], raw[: len(header) + 4 + n % 900]]
+
+
+@functools.cache
+def _messages() -> tuple[bytes, ...]:
+    raws = [m.raw for m in build_sample(dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC))]
+    raws += [path.read_bytes() for name in NAMES for path in corpus_files(name)]
+    raws += [m.raw for m in generate(150, seed=5)]
+    return tuple(raws + [v for n, raw in enumerate(raws) for v in _hostile(raw, n)])
+
+
+def _header_blocks() -> list[bytes]:
+    """Every message's header block and the header blocks of its MIME parts."""
+    blocks = []
+    for raw in _messages():
+        blocks.append(raw)
+        for part in raw.split(b"\n--")[1:]:
+            blocks.append(part.partition(b"\n")[2])
+    return blocks
+
+
+def _state(msg: Message) -> dict[str, object]:
+    """All a Message holds (headers, payload, policy, ...), its defects by type and text."""
+    return {**vars(msg), "defects": [(type(d), d.args) for d in msg.defects]}
+
+
+def _fields(msg: ParsedMessage) -> str:
+    return repr(dataclasses.astuple(msg))
+
+
+def test_header_block_shortcut_builds_the_stdlib_message() -> None:
+    blocks = _header_blocks()
+    taken = 0
+    for block in blocks:
+        fast = headerblock._parse_clean(block)
+        taken += fast is not None
+        assert _state(headerblock.parse(block)) == _state(headerblock.HEADER_PARSER.parsebytes(
+            block)), block[:300]
+    assert taken > len(blocks) // 3  # the shortcut is taken, and not only for empty blocks
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(st.sampled_from([*ODD_HEADER_LINES, b"", b" x", b"A: b", b"\r", b"\n"])
+                      | st.binary(max_size=30), max_size=10),
+       eol=st.sampled_from([b"\r\n", b"\n", b"\r"]))
+def test_header_block_shortcut_on_random_lines(lines: list[bytes], eol: bytes) -> None:
+    block = eol.join(lines) + eol + eol
+    assert _state(headerblock.parse(block)) == _state(headerblock.HEADER_PARSER.parsebytes(block))
+
+
+def test_header_fields_are_read_the_same_without_the_shortcut(monkeypatch) -> None:
+    raws = _messages()
+    fast = [_fields(parse_raw_message(raw)) for raw in raws]
+    monkeypatch.setattr(headerblock, "_parse_clean", lambda data: None)
+    slow = [_fields(parse_raw_message(raw)) for raw in raws]
+    differ = [i for i, (a, b) in enumerate(zip(fast, slow, strict=True)) if a != b]
+    assert not differ, [(raws[i][:200], fast[i], slow[i]) for i in differ[:3]]
+
+
+_WANTED = {name.lower().encode() for name in HEADER_FIELDS}
+
+
+def _fetched(raw: bytes) -> tuple[bytes, bytes]:
+    """What IMAP hands over: the HEADER.FIELDS we ask for, in order, and 2 KB of the body."""
+    header, _sep, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    kept: list[bytes] = []
+    keep = False
+    for line in header.split(b"\n"):
+        if not line[:1].isspace():
+            keep = line.split(b":", 1)[0].lower() in _WANTED
+        if keep:
+            kept.append(line)
+    return b"\r\n".join([*kept, b"", b""]), body[:2048]
+
+
+def test_fetched_header_fields_are_read_the_same_without_the_shortcut(monkeypatch) -> None:
+    pairs = [_fetched(raw) for raw in _messages()]
+    fast = [_fields(parse_message(h, b)) for h, b in pairs]
+    monkeypatch.setattr(headerblock, "_parse_clean", lambda data: None)
+    assert fast == [_fields(parse_message(h, b)) for h, b in pairs]
