@@ -29,6 +29,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from . import addresses, headerblock
+from .mime import content_type
 from .signals import BOUNCE_SIGNALS, automated_signals, parse_auth_results
 from .snippets import body_snippet
 from .subjects import is_bounce_subject
@@ -309,7 +310,7 @@ def _read_addresses(out: ParsedMessage, first: dict[str, str],
 def _read_signals(out: ParsedMessage, hdr: Message, first: dict[str, str],
                   every: dict[str, list[str]]) -> None:
     out.is_report = ("report" in first.get("content-type", "").lower()
-                     and hdr.get_content_type() == "multipart/report")
+                     and content_type(hdr) == "multipart/report")
     out.auto_signals = automated_signals(first, out.from_addr, out.is_report, out.subject)
     out.template = decode_header(first.get(TEMPLATE_HEADER.lower())).strip() or None
     out.auth_passes = parse_auth_results(every.get("authentication-results", ()))

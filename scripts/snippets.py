@@ -8,7 +8,14 @@ import re
 from email.message import Message
 from html.parser import HTMLParser
 
-from .mime import decode_transfer, leaves, transfer_encoding
+from .mime import (
+    boundary,
+    content_charset,
+    content_type,
+    decode_transfer,
+    leaves,
+    transfer_encoding,
+)
 from .text import clean_text, decode_bytes, fold
 
 SNIPPET_CHARS = 300
@@ -168,16 +175,16 @@ def _part_text(data: bytes, charset: str | None, subtype: str) -> str:
 
 def body_snippet(hdr: Message, body: bytes, errors: list[str]) -> str:
     """The snippet of a message whose headers are ``hdr`` and body starts with ``body``."""
-    ctype = hdr.get_content_type()
+    ctype = content_type(hdr)
     maintype = ctype.split("/", 1)[0]
     if maintype == "text":
         if ctype not in ("text/plain", "text/html"):
             return ""
         data = decode_transfer(body, transfer_encoding(hdr))
-        return _text_snippet(_part_text(data, hdr.get_content_charset(), ctype[5:]))
+        return _text_snippet(_part_text(data, content_charset(hdr), ctype[5:]))
     if maintype != "multipart" and ctype != "message/rfc822":
         return ""
-    if maintype == "multipart" and not hdr.get_boundary():
+    if maintype == "multipart" and not boundary(hdr):
         errors.append("multipart without boundary")
         return ""
     return _first_text(leaves(hdr, body))
@@ -185,15 +192,14 @@ def body_snippet(hdr: Message, body: bytes, errors: list[str]) -> str:
 
 def _first_text(parts: list[tuple[Message, bytes]]) -> str:
     """The first plain-text part that says something, else the first HTML one."""
-    inline = [(part, payload) for part, payload in parts
-              if part.get_content_type() in ("text/plain", "text/html")
+    inline = [(part, payload, ctype[5:]) for part, payload in parts
+              if (ctype := content_type(part)) in ("text/plain", "text/html")
               and not str(part.get("content-disposition", "")).strip().lower()
               .startswith("attachment")]
     for subtype in ("plain", "html"):
-        for part, payload in inline:
-            if part.get_content_subtype() == subtype:
-                snippet = _text_snippet(_part_text(payload, part.get_content_charset(),
-                                                   subtype))
+        for part, payload, part_subtype in inline:
+            if part_subtype == subtype:
+                snippet = _text_snippet(_part_text(payload, content_charset(part), subtype))
                 if snippet:
                     return snippet
     return ""

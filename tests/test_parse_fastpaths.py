@@ -13,14 +13,16 @@ import dataclasses
 import datetime as dt
 import functools
 import sys
+from collections.abc import Callable
 from email.message import Message
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_corpora import NAMES, corpus_files
 
-from mailtriage import headerblock
+from mailtriage import headerblock, mime
 from mailtriage.parse import HEADER_FIELDS, ParsedMessage, parse_message, parse_raw_message
 from mailtriage.sample import build_sample
 
@@ -39,6 +41,7 @@ ODD_HEADER_LINES = [
     b"Content-Type: TEXT/PLAIN; CHARSET=\"ISO-8859-1\" (comment)",
     b"Content-Type: text; charset=", b"Content-Type: ;;;=; =x", b"Content-Type: a/b/c",
     b"Content-Type: text/html; charset*=''utf-8", b"Content-Type: text/plain; charset*=x-bad''%FF",
+    b"Content-Type: text/plain; charset*=utf-8''x; charset*0=y",  # the stdlib raises TypeError
     b"Date: Mon, 20 Nov 2023 10:11:12 +0100", b"Date: 20 Nov 2023 10:11:12 -0000",
     b"Date: Mon, 31 Feb 2023 10:11:12 +0000", b"Date: Mon, 20 Nov 2023 25:11:12 +0000",
     b"Date: Mon, 20 Nov 2023 10:11:12 +9999", b"Date: Mon, 20 Nov 0023 10:11:12 +0000",
@@ -107,10 +110,16 @@ def test_header_block_shortcut_on_random_lines(lines: list[bytes], eol: bytes) -
     assert _state(headerblock.parse(block)) == _state(headerblock.HEADER_PARSER.parsebytes(block))
 
 
-def test_header_fields_are_read_the_same_without_the_shortcut(monkeypatch) -> None:
+def _without_shortcuts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shortcut off: the email package reads everything, as before them."""
+    monkeypatch.setattr(headerblock, "_parse_clean", lambda data: None)
+    monkeypatch.setattr(mime, "_facts", lambda msg: None)
+
+
+def test_messages_are_read_the_same_without_the_shortcuts(monkeypatch) -> None:
     raws = _messages()
     fast = [_fields(parse_raw_message(raw)) for raw in raws]
-    monkeypatch.setattr(headerblock, "_parse_clean", lambda data: None)
+    _without_shortcuts(monkeypatch)
     slow = [_fields(parse_raw_message(raw)) for raw in raws]
     differ = [i for i, (a, b) in enumerate(zip(fast, slow, strict=True)) if a != b]
     assert not differ, [(raws[i][:200], fast[i], slow[i]) for i in differ[:3]]
@@ -132,8 +141,56 @@ def _fetched(raw: bytes) -> tuple[bytes, bytes]:
     return b"\r\n".join([*kept, b"", b""]), body[:2048]
 
 
-def test_fetched_header_fields_are_read_the_same_without_the_shortcut(monkeypatch) -> None:
+def test_fetched_messages_are_read_the_same_without_the_shortcuts(monkeypatch) -> None:
     pairs = [_fetched(raw) for raw in _messages()]
     fast = [_fields(parse_message(h, b)) for h, b in pairs]
-    monkeypatch.setattr(headerblock, "_parse_clean", lambda data: None)
+    _without_shortcuts(monkeypatch)
     assert fast == [_fields(parse_message(h, b)) for h, b in pairs]
+
+
+# -- Content-Type read once per value -------------------------------------------------------
+
+Question = Callable[[Message], object]
+_CONTENT_TYPE_QUESTIONS: list[tuple[Question, Question]] = [
+    (mime.content_type, Message.get_content_type),
+    (mime.content_charset, Message.get_content_charset),
+    (mime.boundary, Message.get_boundary),
+]
+
+
+def _answer(question: Question, msg: Message) -> object:
+    try:
+        return question(msg)
+    except Exception as exc:  # noqa: BLE001 - which exception is part of the answer
+        return type(exc)
+
+
+def _assert_content_type_read_alike(msg: Message) -> None:
+    for _ in range(2):  # the second time from the cache
+        for ours, stdlib in _CONTENT_TYPE_QUESTIONS:
+            assert _answer(ours, msg) == _answer(stdlib, msg), (msg.get("content-type"), ours)
+
+
+def test_content_type_facts_are_the_email_packages() -> None:
+    for raw in _messages():
+        for part in mime.BODY_PARSER.parsebytes(raw).walk():
+            _assert_content_type_read_alike(part)
+    for line in ODD_HEADER_LINES:
+        _assert_content_type_read_alike(headerblock.parse(line + b"\r\n\r\n"))
+
+
+_PARAM = st.sampled_from(["charset", "CHARSET", "boundary", "charset*", "charset*0", "charset*1",
+                          "boundary*0*", "boundary*1", "name", "", " "])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ctype=st.sampled_from(["text/plain", "multipart/mixed", "TEXT/html", "text", "a/b/c", ""]),
+       params=st.lists(st.tuples(_PARAM, st.sampled_from(["=", "", "= "]),
+                                 st.sampled_from(['utf-8', '"utf-8"', "us-ascii''%E2%82%AC",
+                                                  "x-bad''%FF", "'en'", '"', "", "b; c"])
+                                 | st.text(max_size=8)), max_size=4))
+def test_content_type_facts_on_odd_parameters(ctype: str,
+                                               params: list[tuple[str, str, str]]) -> None:
+    value = ctype + "".join(f"; {name}{eq}{val}" for name, eq, val in params)
+    block = f"Content-Type: {value}\r\n\r\n".encode("utf-8", "surrogateescape")
+    _assert_content_type_read_alike(headerblock.parse(block))
