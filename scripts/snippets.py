@@ -114,15 +114,25 @@ _OUTLOOK_NEXT_RE = re.compile(
 _WROTE_TAIL_RE = re.compile(rf"\b{_WROTE}\s*$", re.IGNORECASE)
 _ON_RE = re.compile(r"^(?:on|am|le|el|il|op|den|dne|w dniu)\b", re.IGNORECASE)
 
+# What a (stripped) line must end with for an attribution to end there: ":" or the last letter
+# of a _WROTE word; and begin with to be an Outlook "From:" line.  IGNORECASE also equates
+# "ſ" with "s" and "ı", "İ" with "i": tests/test_parse_fastpaths.py derives both sets from the
+# regexes over all of Unicode.  Most lines are prose, and these let them skip the regexes.
+_ATTRIBUTION_LAST = frozenset(":ABEFILOSTVabefilostvÓóİıŁłſАИЛаил")
+_OUTLOOK_FIRST = frozenset("*DFVdfv")
+
 
 def _starts_quote(line: str, nxt: str) -> bool:
     """Attribution ("On ... wrote:"), "-----Original Message-----" or an Outlook header block.
 
-    Cheap checks first: the full regexes are slow on long lines and most lines are prose.
+    ``line`` (not empty) and ``nxt`` are stripped.  Cheap checks first: the full regexes are
+    slow on long lines and most lines are prose.
     """
+    last = line[-1]
     if (
-        len(line) <= 600
-        and (line[-1] == ":" or _WROTE_TAIL_RE.search(line, max(0, len(line) - 30)))
+        last in _ATTRIBUTION_LAST
+        and len(line) <= 600
+        and (last == ":" or _WROTE_TAIL_RE.search(line, max(0, len(line) - 30)))
         and _ATTRIBUTION_RE.match(line)
     ):
         return True
@@ -135,7 +145,8 @@ def _starts_quote(line: str, nxt: str) -> bool:
         return True  # attribution wrapped over two lines
     if line[0] in "-_" and _SEPARATOR_RE.match(line):
         return True
-    return bool(_OUTLOOK_FROM_RE.match(line) and _OUTLOOK_NEXT_RE.match(nxt))
+    return bool(line[0] in _OUTLOOK_FIRST and _OUTLOOK_FROM_RE.match(line)
+                and _OUTLOOK_NEXT_RE.match(nxt))
 
 
 def _text_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:

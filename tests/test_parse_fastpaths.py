@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import re
 import sys
 from collections.abc import Callable
 from email.message import Message
@@ -22,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_corpora import NAMES, corpus_files
 
-from mailtriage import headerblock, mime
+from mailtriage import headerblock, mime, snippets
 from mailtriage.parse import HEADER_FIELDS, ParsedMessage, parse_message, parse_raw_message
 from mailtriage.sample import build_sample
 
@@ -114,6 +115,15 @@ def _without_shortcuts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every shortcut off: the email package reads everything, as before them."""
     monkeypatch.setattr(headerblock, "_parse_clean", lambda data: None)
     monkeypatch.setattr(mime, "_facts", lambda msg: None)
+    monkeypatch.setattr(snippets, "_ATTRIBUTION_LAST", _Everything())
+    monkeypatch.setattr(snippets, "_OUTLOOK_FIRST", _Everything())
+
+
+class _Everything:
+    """A set holding every character: a pre-check that lets every line through."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
 
 
 def test_messages_are_read_the_same_without_the_shortcuts(monkeypatch) -> None:
@@ -194,3 +204,61 @@ def test_content_type_facts_on_odd_parameters(ctype: str,
     value = ctype + "".join(f"; {name}{eq}{val}" for name, eq, val in params)
     block = f"Content-Type: {value}\r\n\r\n".encode("utf-8", "surrogateescape")
     _assert_content_type_read_alike(headerblock.parse(block))
+
+
+# -- cheap pre-checks before the quote regexes ----------------------------------------------
+
+# The words of snippets._WROTE spelled out, and of _OUTLOOK_FROM_RE (with its "*").
+WROTE_WORDS = ["wrote", "writes", "schrieb", "a écrit", "a ecrit", "escribió", "escribio",
+               "ha scritto", "schreef", "skrev", "napisał", "napisal", "napisała", "napisala",
+               "написал", "написала", "написали", "kirjoitti"]
+OUTLOOK_FROM_WORDS = ["*from", "from", "von", "de", "van", "fra", "från"]
+
+
+@functools.cache
+def _unicode() -> str:
+    return "".join(map(chr, [*range(0xD800), *range(0xE000, 0x110000)]))
+
+
+@functools.cache
+def _same_ignoring_case(char: str) -> frozenset[str]:
+    """Every character the re module's IGNORECASE matches ``char`` with, over all of Unicode."""
+    return frozenset(re.findall(re.escape(char), _unicode(), re.IGNORECASE))
+
+
+def test_quote_prechecks_let_through_every_line_the_regexes_can_match() -> None:
+    # the regexes the two sets are derived from: change them and the sets together
+    assert snippets._WROTE == (
+        r"(?:wrote|writes|schrieb|a [ée]crit|escribi[óo]|ha scritto|schreef|skrev|napisa[łl]a?"
+        r"|написал[аи]?|kirjoitti)")
+    assert snippets._OUTLOOK_FROM_RE.pattern == r"^\*?(?:from|von|de|van|fra|från)\s*:"
+    ends = {":"}
+    for word in WROTE_WORDS:
+        for last in _same_ignoring_case(word[-1]):
+            assert snippets._WROTE_TAIL_RE.search(f"Ann {word[:-1]}{last}"), (word, last)
+            ends.add(last)
+    assert ends == snippets._ATTRIBUTION_LAST
+    starts = set().union(*(_same_ignoring_case(word[0]) for word in OUTLOOK_FROM_WORDS))
+    assert starts == snippets._OUTLOOK_FIRST
+    assert {"ſ", "ı", "İ"} <= ends  # the regexes' own idea of case, not str.lower's
+
+
+def _snippet_lines() -> list[tuple[str, str]]:
+    """(line, next line) pairs as _text_snippet hands them to _starts_quote."""
+    texts = [raw.decode("utf-8", "replace") for raw in _messages()]
+    texts += [f"On Mon, 1 Jan 2024, Ann {word}:" for word in WROTE_WORDS]
+    texts += [f"{word.upper()}: a\nSent: b" for word in OUTLOOK_FROM_WORDS]
+    pairs = []
+    for text in texts:
+        lines = [line.strip() for line in text.splitlines()]
+        pairs += [(line, nxt) for line, nxt in zip(lines, [*lines[1:], ""], strict=True) if line]
+    return list(dict.fromkeys(pairs))
+
+
+def test_quote_prechecks_change_no_answer(monkeypatch) -> None:
+    pairs = _snippet_lines()
+    fast = [snippets._starts_quote(line, nxt) for line, nxt in pairs]
+    monkeypatch.setattr(snippets, "_ATTRIBUTION_LAST", _Everything())
+    monkeypatch.setattr(snippets, "_OUTLOOK_FIRST", _Everything())
+    assert fast == [snippets._starts_quote(line, nxt) for line, nxt in pairs]
+    assert 100 < sum(fast) < len(fast) // 10
