@@ -16,6 +16,7 @@ import re
 import sys
 from collections.abc import Callable
 from email.message import Message
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_corpora import NAMES, corpus_files
 
-from mailtriage import headerblock, mime, snippets
+from mailtriage import headerblock, mime, parse, snippets
 from mailtriage.parse import HEADER_FIELDS, ParsedMessage, parse_message, parse_raw_message
 from mailtriage.sample import build_sample
 
@@ -115,6 +116,7 @@ def _without_shortcuts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every shortcut off: the email package reads everything, as before them."""
     monkeypatch.setattr(headerblock, "_parse_clean", lambda data: None)
     monkeypatch.setattr(mime, "_facts", lambda msg: None)
+    monkeypatch.setattr(parse, "_parsedate", parsedate_to_datetime)
     monkeypatch.setattr(snippets, "_ATTRIBUTION_LAST", _Everything())
     monkeypatch.setattr(snippets, "_OUTLOOK_FIRST", _Everything())
 
@@ -262,3 +264,50 @@ def test_quote_prechecks_change_no_answer(monkeypatch) -> None:
     monkeypatch.setattr(snippets, "_OUTLOOK_FIRST", _Everything())
     assert fast == [snippets._starts_quote(line, nxt) for line, nxt in pairs]
     assert 100 < sum(fast) < len(fast) // 10
+
+
+# -- dates in the standard shape -------------------------------------------------------------
+
+
+def _read_date(read: Callable[[str], dt.datetime], text: str) -> object:
+    try:
+        return repr(read(text))  # the zone too: naive for -0000, else its offset
+    except Exception as exc:  # noqa: BLE001 - which exception is part of the answer
+        return type(exc)
+
+
+def test_standard_dates_are_read_as_the_stdlib_reads_them() -> None:
+    texts = [msg.get("date", "") for msg in map(headerblock.parse, _messages())]
+    texts += [line.partition(b": ")[2].decode() for line in ODD_HEADER_LINES
+              if line.startswith(b"Date:")]
+    assert sum(bool(parse._STANDARD_DATE_RE.fullmatch(text)) for text in texts) > len(texts) // 2
+    for text in texts:
+        assert _read_date(parse._parsedate, text) == _read_date(parsedate_to_datetime, text), text
+
+
+def _mostly(valid: st.SearchStrategy[int], anything: st.SearchStrategy[int]
+            ) -> st.SearchStrategy[int]:
+    return valid | valid | valid | anything
+
+
+_DATE_NUMBERS = st.tuples(
+    _mostly(st.integers(1, 28), st.integers(0, 99)),  # day
+    st.integers(1000, 9999),  # year
+    _mostly(st.integers(0, 23), st.integers(0, 99)),  # hour
+    _mostly(st.integers(0, 59), st.integers(0, 99)),  # minute
+    _mostly(st.integers(0, 59), st.integers(0, 99)),  # second
+    _mostly(st.sampled_from([0, 100, 130, 530, 1400, 2359]), st.integers(0, 9999)),  # zone
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(day=st.sampled_from(["Mon, ", "Sun, ", ""]), numbers=_DATE_NUMBERS,
+       month=st.sampled_from(list(parse._MONTHS)), sign=st.sampled_from("+-"),
+       width=st.sampled_from([1, 2]))
+def test_standard_dates_with_any_numbers(day: str, numbers: tuple[int, ...], month: str,
+                                         sign: str, width: int) -> None:
+    mday, year, hour, minute, second, zone = numbers
+    text = (f"{day}{mday:0{width}} {month} {year} {hour:02}:{minute:02}:{second:02}"
+            f" {sign}{zone:04}")
+    assert parse._STANDARD_DATE_RE.fullmatch(text)
+    assert _read_date(parse._parsedate, text) == _read_date(parsedate_to_datetime, text)
