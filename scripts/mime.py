@@ -11,10 +11,11 @@ from __future__ import annotations
 import binascii
 import email.policy
 import functools
+from collections.abc import Callable
 from email import message_from_bytes
 from email.message import Message
 from email.parser import BytesParser
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from . import headerblock
 from .headerblock import RAW_POLICY
@@ -51,48 +52,45 @@ def transfer_encoding(msg: Message) -> str:
 # -- what Content-Type says, asked of the email package once per distinct value ------------
 #
 # Message.get_content_type(), get_content_charset() and get_boundary() each find the header
-# and parse its parameters again: ~6 times a part.  These three give the same answers from one
-# reading per value, cached: part headers such as "text/plain; charset=utf-8" repeat a lot.
+# and parse its parameters again, ~6 times a part.  These give the same answers, from a probe
+# message holding only the Content-Type value, cached by value: part headers such as
+# "text/plain; charset=utf-8" repeat a lot.
 
 _CACHED_VALUE_CHARS = 200  # longer values (rare, maybe hostile) are read but not kept
 
 
 def content_type(msg: Message) -> str:
     """``msg.get_content_type()``."""
-    facts = _facts(msg)
-    return msg.get_content_type() if facts is None else facts[0]
+    return _ask(msg, Message.get_content_type)
 
 
 def content_charset(msg: Message) -> str | None:
     """``msg.get_content_charset()``."""
-    facts = _facts(msg)
-    return msg.get_content_charset() if facts is None else facts[1]
+    return _ask(msg, Message.get_content_charset)
 
 
 def boundary(msg: Message) -> str | None:
     """``msg.get_boundary()``."""
-    facts = _facts(msg)
-    return msg.get_boundary() if facts is None else facts[2]
+    return _ask(msg, Message.get_boundary)
 
 
-def _facts(msg: Message) -> tuple[str, str | None, str | None] | None:
-    """(type, charset, boundary), or None where the message must be asked itself."""
+_Answer = TypeVar("_Answer")
+
+
+def _ask(msg: Message, question: Callable[[Message], _Answer]) -> _Answer:
+    """``question(msg)``: it depends only on the (first) Content-Type value, when there is one
+    (without, on the default type, which the parent sets)."""
     value = msg.get("content-type")
-    if not isinstance(value, str):
-        return None  # no Content-Type (the default type depends on the parent), or not text
-    return _read_content_type(value) if len(value) > _CACHED_VALUE_CHARS else _read_cached(value)
+    if not isinstance(value, str) or len(value) > _CACHED_VALUE_CHARS:
+        return question(msg)
+    return cast(_Answer, _answer(question, value))
 
 
-def _read_content_type(value: str) -> tuple[str, str | None, str | None] | None:
+@functools.lru_cache(maxsize=2048)
+def _answer(question: Callable[[Message], object], value: str) -> object:
     probe = Message(policy=RAW_POLICY)
     probe.set_raw("Content-Type", value)
-    try:
-        return probe.get_content_type(), probe.get_content_charset(), probe.get_boundary()
-    except Exception:  # e.g. TypeError on mixed RFC 2231 sections: it raises where it did
-        return None
-
-
-_read_cached = functools.lru_cache(maxsize=1024)(_read_content_type)
+    return question(probe)  # an exception is not kept: it is raised again, where it was
 
 
 def _walk(root: Message) -> list[Message]:

@@ -115,7 +115,7 @@ def test_header_block_shortcut_on_random_lines(lines: list[bytes], eol: bytes) -
 def _without_shortcuts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every shortcut off: the email package reads everything, as before them."""
     monkeypatch.setattr(headerblock, "_parse_clean", lambda data: None)
-    monkeypatch.setattr(mime, "_facts", lambda msg: None)
+    monkeypatch.setattr(mime, "_ask", lambda msg, question: question(msg))
     monkeypatch.setattr(parse, "_parsedate", parsedate_to_datetime)
     monkeypatch.setattr(snippets, "_ATTRIBUTION_LAST", _Everything())
     monkeypatch.setattr(snippets, "_OUTLOOK_FIRST", _Everything())
