@@ -11,6 +11,7 @@ from __future__ import annotations
 import binascii
 import email.policy
 import functools
+import re
 from collections.abc import Callable
 from email import message_from_bytes
 from email.message import Message
@@ -69,8 +70,17 @@ def content_charset(msg: Message) -> str | None:
     return _ask(msg, Message.get_content_charset)
 
 
+# The usual multipart value, unique to each message, so never in the cache: the quoted
+# boundary is what the stdlib's parameter parser (~10 µs) finds in it, if it holds no quote,
+# backslash, semicolon or angle bracket (those it unquotes or splits at).
+_PLAIN_BOUNDARY_RE = re.compile(r'multipart/[a-z]+;[ \t\r\n]*boundary="([^"\\;<>]+)"')
+
+
 def boundary(msg: Message) -> str | None:
     """``msg.get_boundary()``."""
+    value = msg.get("content-type")
+    if isinstance(value, str) and (plain := _PLAIN_BOUNDARY_RE.fullmatch(value)):
+        return plain[1].rstrip()
     return _ask(msg, Message.get_boundary)
 
 

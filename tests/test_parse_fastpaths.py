@@ -116,6 +116,7 @@ def _without_shortcuts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every shortcut off: the email package reads everything, as before them."""
     monkeypatch.setattr(headerblock, "_parse_clean", lambda data: None)
     monkeypatch.setattr(mime, "_ask", lambda msg, question: question(msg))
+    monkeypatch.setattr(mime, "_PLAIN_BOUNDARY_RE", re.compile("(?!)"))  # matches nothing
     monkeypatch.setattr(parse, "_parsedate", parsedate_to_datetime)
     monkeypatch.setattr(snippets, "_ATTRIBUTION_LAST", _Everything())
     monkeypatch.setattr(snippets, "_OUTLOOK_FIRST", _Everything())
@@ -206,6 +207,17 @@ def test_content_type_facts_on_odd_parameters(ctype: str,
     value = ctype + "".join(f"; {name}{eq}{val}" for name, eq, val in params)
     block = f"Content-Type: {value}\r\n\r\n".encode("utf-8", "surrogateescape")
     _assert_content_type_read_alike(headerblock.parse(block))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(subtype=st.sampled_from(["mixed", "alternative", "x"]),
+       space=st.sampled_from(["", " ", "\r\n\t", "\n "]),
+       text=st.text(st.characters(codec="utf-8") | st.sampled_from('=-_. "\\;<>\t'),
+                    min_size=1, max_size=30))
+def test_plain_boundaries_are_the_email_packages(subtype: str, space: str, text: str) -> None:
+    value = f'multipart/{subtype};{space}boundary="{text}"'
+    msg = headerblock.parse(f"Content-Type: {value}\r\n\r\n".encode("utf-8", "surrogateescape"))
+    _assert_content_type_read_alike(msg)
 
 
 # -- cheap pre-checks before the quote regexes ----------------------------------------------
