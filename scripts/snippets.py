@@ -153,16 +153,17 @@ def _text_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     """First ``limit`` chars of the new text: quoted lines and reply headers left out."""
     lines = text.splitlines()
     cut_short = not text.endswith(("\n", "\r"))  # maybe truncated by the prefix limit
+    last = len(lines) - 1
     out: list[str] = []
     size = 0
     for i, raw_line in enumerate(lines):
         line = raw_line.strip()
-        if not line or line.startswith(">"):
+        if not line or line[0] == ">":
             continue
-        if cut_short and i == len(lines) - 1 and out and _ATTRIBUTION_START_RE.match(line):
+        if cut_short and i == last and out and _ATTRIBUTION_START_RE.match(line):
             break  # "On Mon, 1 Jan 2" cut off before its "wrote:"
-        nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
-        if raw_line.rstrip() == "--" and out:  # signature separator "-- "
+        nxt = lines[i + 1].strip() if i < last else ""
+        if line == "--" and out and raw_line.rstrip() == "--":  # signature separator "-- "
             break
         if _starts_quote(line, nxt):
             if out:
