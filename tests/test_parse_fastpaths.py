@@ -65,12 +65,18 @@ def _hostile(raw: bytes, n: int) -> list[bytes]:
             raw[: len(header) * (n % 7 + 1) // 8], raw[: len(header) + 4 + n % 900]]
 
 
+_ODD_BODIES = [b"Hello,\r\n\r\nOn Mon, 1 Jan 2024, Ann wrote:\r\n> hi\r\n",
+               b"--b\r\nContent-Type: text/plain\r\n\r\nfirst part\r\n--b--\r\n"]
+
+
 @functools.cache
 def _messages() -> tuple[bytes, ...]:
     raws = [m.raw for m in build_sample(dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC))]
     raws += [path.read_bytes() for name in NAMES for path in corpus_files(name)]
     raws += [m.raw for m in generate(150, seed=5)]
-    return tuple(raws + [v for n, raw in enumerate(raws) for v in _hostile(raw, n)])
+    odd = [b"Message-ID: <odd@x.test>\r\n" + line + b"\r\n\r\n" + body
+           for line in ODD_HEADER_LINES for body in _ODD_BODIES]
+    return tuple(raws + odd + [v for n, raw in enumerate(raws) for v in _hostile(raw, n)])
 
 
 def _header_blocks() -> list[bytes]:
@@ -90,6 +96,9 @@ def _state(msg: Message) -> dict[str, object]:
 
 def _fields(msg: ParsedMessage) -> str:
     return repr(dataclasses.astuple(msg))
+
+
+# -- header blocks -------------------------------------------------------------------------
 
 
 def test_header_block_shortcut_builds_the_stdlib_message() -> None:
@@ -112,56 +121,7 @@ def test_header_block_shortcut_on_random_lines(lines: list[bytes], eol: bytes) -
     assert _state(headerblock.parse(block)) == _state(headerblock.HEADER_PARSER.parsebytes(block))
 
 
-def _without_shortcuts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every shortcut off: the email package reads everything, as before them."""
-    monkeypatch.setattr(headerblock, "_parse_clean", lambda data: None)
-    monkeypatch.setattr(mime, "_ask", lambda msg, question: question(msg))
-    monkeypatch.setattr(mime, "_PLAIN_BOUNDARY_RE", re.compile("(?!)"))  # matches nothing
-    monkeypatch.setattr(parse, "_parsedate", parsedate_to_datetime)
-    monkeypatch.setattr(snippets, "_ATTRIBUTION_LAST", _Everything())
-    monkeypatch.setattr(snippets, "_OUTLOOK_FIRST", _Everything())
-
-
-class _Everything:
-    """A set holding every character: a pre-check that lets every line through."""
-
-    def __contains__(self, item: object) -> bool:
-        return True
-
-
-def test_messages_are_read_the_same_without_the_shortcuts(monkeypatch) -> None:
-    raws = _messages()
-    fast = [_fields(parse_raw_message(raw)) for raw in raws]
-    _without_shortcuts(monkeypatch)
-    slow = [_fields(parse_raw_message(raw)) for raw in raws]
-    differ = [i for i, (a, b) in enumerate(zip(fast, slow, strict=True)) if a != b]
-    assert not differ, [(raws[i][:200], fast[i], slow[i]) for i in differ[:3]]
-
-
-_WANTED = {name.lower().encode() for name in HEADER_FIELDS}
-
-
-def _fetched(raw: bytes) -> tuple[bytes, bytes]:
-    """What IMAP hands over: the HEADER.FIELDS we ask for, in order, and 2 KB of the body."""
-    header, _sep, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
-    kept: list[bytes] = []
-    keep = False
-    for line in header.split(b"\n"):
-        if not line[:1].isspace():
-            keep = line.split(b":", 1)[0].lower() in _WANTED
-        if keep:
-            kept.append(line)
-    return b"\r\n".join([*kept, b"", b""]), body[:2048]
-
-
-def test_fetched_messages_are_read_the_same_without_the_shortcuts(monkeypatch) -> None:
-    pairs = [_fetched(raw) for raw in _messages()]
-    fast = [_fields(parse_message(h, b)) for h, b in pairs]
-    _without_shortcuts(monkeypatch)
-    assert fast == [_fields(parse_message(h, b)) for h, b in pairs]
-
-
-# -- Content-Type read once per value -------------------------------------------------------
+# -- Content-Type read once per value ------------------------------------------------------
 
 Question = Callable[[Message], object]
 _CONTENT_TYPE_QUESTIONS: list[tuple[Question, Question]] = [
@@ -220,7 +180,7 @@ def test_plain_boundaries_are_the_email_packages(subtype: str, space: str, text:
     _assert_content_type_read_alike(msg)
 
 
-# -- cheap pre-checks before the quote regexes ----------------------------------------------
+# -- cheap pre-checks before the quote regexes ---------------------------------------------
 
 # The words of snippets._WROTE spelled out, and of _OUTLOOK_FROM_RE (with its "*").
 WROTE_WORDS = ["wrote", "writes", "schrieb", "a écrit", "a ecrit", "escribió", "escribio",
@@ -278,7 +238,7 @@ def test_quote_prechecks_change_no_answer(monkeypatch) -> None:
     assert 100 < sum(fast) < len(fast) // 10
 
 
-# -- dates in the standard shape -------------------------------------------------------------
+# -- dates in the standard shape -----------------------------------------------------------
 
 
 def _read_date(read: Callable[[str], dt.datetime], text: str) -> object:
@@ -323,3 +283,55 @@ def test_standard_dates_with_any_numbers(day: str, numbers: tuple[int, ...], mon
             f" {sign}{zone:04}")
     assert parse._STANDARD_DATE_RE.fullmatch(text)
     assert _read_date(parse._parsedate, text) == _read_date(parsedate_to_datetime, text)
+
+
+# -- all of them together ------------------------------------------------------------------
+
+
+def _without_shortcuts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shortcut off: the email package reads everything, as before them."""
+    monkeypatch.setattr(headerblock, "_parse_clean", lambda data: None)
+    monkeypatch.setattr(mime, "_ask", lambda msg, question: question(msg))
+    monkeypatch.setattr(mime, "_PLAIN_BOUNDARY_RE", re.compile("(?!)"))  # matches nothing
+    monkeypatch.setattr(parse, "_parsedate", parsedate_to_datetime)
+    monkeypatch.setattr(snippets, "_ATTRIBUTION_LAST", _Everything())
+    monkeypatch.setattr(snippets, "_OUTLOOK_FIRST", _Everything())
+
+
+class _Everything:
+    """A set holding every character: a pre-check that lets every line through."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+def test_messages_are_read_the_same_without_the_shortcuts(monkeypatch) -> None:
+    raws = _messages()
+    fast = [_fields(parse_raw_message(raw)) for raw in raws]
+    _without_shortcuts(monkeypatch)
+    slow = [_fields(parse_raw_message(raw)) for raw in raws]
+    differ = [i for i, (a, b) in enumerate(zip(fast, slow, strict=True)) if a != b]
+    assert not differ, [(raws[i][:200], fast[i], slow[i]) for i in differ[:3]]
+
+
+_WANTED = {name.lower().encode() for name in HEADER_FIELDS}
+
+
+def _fetched(raw: bytes) -> tuple[bytes, bytes]:
+    """What IMAP hands over: the HEADER.FIELDS we ask for, in order, and 2 KB of the body."""
+    header, _sep, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    kept: list[bytes] = []
+    keep = False
+    for line in header.split(b"\n"):
+        if not line[:1].isspace():
+            keep = line.split(b":", 1)[0].lower() in _WANTED
+        if keep:
+            kept.append(line)
+    return b"\r\n".join([*kept, b"", b""]), body[:2048]
+
+
+def test_fetched_messages_are_read_the_same_without_the_shortcuts(monkeypatch) -> None:
+    pairs = [_fetched(raw) for raw in _messages()]
+    fast = [_fields(parse_message(h, b)) for h, b in pairs]
+    _without_shortcuts(monkeypatch)
+    assert fast == [_fields(parse_message(h, b)) for h, b in pairs]
