@@ -3,10 +3,10 @@ reads it, with header values kept raw.
 
 :func:`parse` is ``BytesHeaderParser(policy=RAW_POLICY).parsebytes`` made cheap for the
 common, clean shape: every line a ``name: value`` field or a continuation of one, CRLF or LF
-line ends, then a blank line or the end.  It builds the same ``Message`` (same headers in the
-same order, same values, same payload, no defects).  Anything else goes to the stdlib parser
-itself, so broken headers keep exactly the stdlib's reading and its defects.  The stdlib
-parser costs ~45 µs for a typical header block: most of our parse time.
+line ends, then a blank line.  It builds the same ``Message`` (same headers in the same order,
+same values, same payload, no defects).  Anything else goes to the stdlib parser itself, so
+broken headers keep exactly the stdlib's reading and its defects.  The feedparser took ~45 µs
+of the ~130 µs parse.parse_message spent on a typical message.
 """
 
 from __future__ import annotations

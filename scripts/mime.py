@@ -88,8 +88,8 @@ _Answer = TypeVar("_Answer")
 
 
 def _ask(msg: Message, question: Callable[[Message], _Answer]) -> _Answer:
-    """``question(msg)``: it depends only on the (first) Content-Type value, when there is one
-    (without, on the default type, which the parent sets)."""
+    """``question(msg)``, whose answer depends only on the (first) Content-Type value.  Without
+    one it depends on the default type the parent set: then the message itself is asked."""
     value = msg.get("content-type")
     if not isinstance(value, str) or len(value) > _CACHED_VALUE_CHARS:
         return question(msg)

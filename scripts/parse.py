@@ -8,9 +8,11 @@ the same fields, snippet and key for the same message.
 Design choices:
 
 * Speed: headers are parsed with the ``compat32`` policy (the modern ``email.policy.default``
-  is ~14x slower) and only the fields we keep are decoded.  The pieces live beside this
-  module: text.py (decoding), addresses.py, subjects.py, signals.py (automated mail),
-  mime.py and snippets.py (the body).
+  is ~14x slower), clean header blocks without the feedparser (headerblock.py), and only the
+  fields we keep are decoded.  Each shortcut reads the common shape only and hands anything
+  else to the email package, so results stay the same (tests/test_parse_fastpaths.py).  The
+  pieces live beside this module: text.py (decoding), addresses.py, subjects.py, signals.py
+  (automated mail), mime.py and snippets.py (the body).
 * Robustness: nothing in here may raise for any input bytes. Each extraction step is guarded;
   failures are summarised in ``ParsedMessage.parse_error`` and the rest is still returned.
 * 8-bit headers: header values are kept raw (headerblock.RAW_POLICY) and decoded as UTF-8
