@@ -1,6 +1,6 @@
 """MIME parts of a body that may be cut off anywhere (sync keeps the first 2 KB).
 
-The email package's compat32 parser, with header values kept raw (:class:`_RawCompat32`),
+The email package's compat32 parser, with header values kept raw (headerblock.RAW_POLICY),
 and a shortcut for the common shape: the parts between ``--boundary`` lines are split here
 (the stdlib compiles a regular expression for every unique boundary it meets); anything
 unusual goes back to the email package.
@@ -10,31 +10,22 @@ from __future__ import annotations
 
 import binascii
 import email.policy
+import functools
+import re
+from collections.abc import Callable
 from email import message_from_bytes
 from email.message import Message
-from email.parser import BytesHeaderParser, BytesParser
-from email.policy import Compat32
-from typing import Any
+from email.parser import BytesParser
+from typing import Any, TypeVar, cast
 
+from . import headerblock
+from .headerblock import RAW_POLICY
 from .text import one_line, raw_bytes, unfold_raw
 
 MAX_MIME_DEPTH = 30  # deeper MIME trees are not walked (and cannot be in 2 KB anyway)
 MAX_MIME_PARTS = 200
 
 
-class _RawCompat32(Compat32):
-    """compat32, but header values come back as the raw (surrogate-escaped) string.
-
-    Stock compat32 wraps values containing 8-bit bytes in ``Header(..., 'unknown-8bit')``,
-    which loses the bytes (they print as U+FFFD); we want to try UTF-8 on them instead.
-    """
-
-    def header_fetch_parse(self, name: str, value: str) -> str:
-        return value
-
-
-RAW_POLICY = _RawCompat32()
-HEADER_PARSER = BytesHeaderParser(policy=RAW_POLICY)
 BODY_PARSER = BytesParser(policy=RAW_POLICY)
 
 
@@ -57,6 +48,59 @@ def decode_transfer(data: bytes, cte: str) -> bytes:
 
 def transfer_encoding(msg: Message) -> str:
     return str(msg.get("content-transfer-encoding", "")).strip().lower()
+
+
+# -- what Content-Type says, asked of the email package once per distinct value ------------
+#
+# Message.get_content_type(), get_content_charset() and get_boundary() each find the header
+# and parse its parameters again, ~6 times a part.  These give the same answers, from a probe
+# message holding only the Content-Type value, cached by value: part headers such as
+# "text/plain; charset=utf-8" repeat a lot.
+
+_CACHED_VALUE_CHARS = 200  # longer values (rare, maybe hostile) are read but not kept
+
+
+def content_type(msg: Message) -> str:
+    """``msg.get_content_type()``."""
+    return _ask(msg, Message.get_content_type)
+
+
+def content_charset(msg: Message) -> str | None:
+    """``msg.get_content_charset()``."""
+    return _ask(msg, Message.get_content_charset)
+
+
+# The usual multipart value, unique to each message, so never in the cache: the quoted
+# boundary is what the stdlib's parameter parser (~10 µs) finds in it, if it holds no quote,
+# backslash, semicolon or angle bracket (those it unquotes or splits at).
+_PLAIN_BOUNDARY_RE = re.compile(r'multipart/[a-z]+;[ \t\r\n]*boundary="([^"\\;<>]+)"')
+
+
+def boundary(msg: Message) -> str | None:
+    """``msg.get_boundary()``."""
+    value = msg.get("content-type")
+    if isinstance(value, str) and (plain := _PLAIN_BOUNDARY_RE.fullmatch(value)):
+        return plain[1].rstrip()
+    return _ask(msg, Message.get_boundary)
+
+
+_Answer = TypeVar("_Answer")
+
+
+def _ask(msg: Message, question: Callable[[Message], _Answer]) -> _Answer:
+    """``question(msg)``, whose answer depends only on the (first) Content-Type value.  Without
+    one it depends on the default type the parent set: then the message itself is asked."""
+    value = msg.get("content-type")
+    if not isinstance(value, str) or len(value) > _CACHED_VALUE_CHARS:
+        return question(msg)
+    return cast(_Answer, _answer(question, value))
+
+
+@functools.lru_cache(maxsize=2048)
+def _answer(question: Callable[[Message], object], value: str) -> object:
+    probe = Message(policy=RAW_POLICY)
+    probe.set_raw("Content-Type", value)
+    return question(probe)  # an exception is not kept: it is raised again, where it was
 
 
 def _walk(root: Message) -> list[Message]:
@@ -111,12 +155,12 @@ def _split_multipart(body: bytes, boundary: str) -> list[bytes] | None:
 
 def _split_part(part: bytes) -> tuple[Message, bytes]:
     if part.startswith((b"\r\n", b"\n")):
-        return HEADER_PARSER.parsebytes(b""), part.lstrip(b"\r\n")
+        return headerblock.parse(b""), part.lstrip(b"\r\n")
     for sep in (b"\r\n\r\n", b"\n\n"):
         i = part.find(sep)
         if i >= 0:
-            return HEADER_PARSER.parsebytes(part[:i + len(sep)]), part[i + len(sep):]
-    return HEADER_PARSER.parsebytes(part), b""  # cut off inside the part's headers
+            return headerblock.parse(part[:i + len(sep)]), part[i + len(sep):]
+    return headerblock.parse(part), b""  # cut off inside the part's headers
 
 
 def _leaves_fast(hdr: Message, body: bytes) -> list[tuple[Message, bytes]] | None:
@@ -125,15 +169,16 @@ def _leaves_fast(hdr: Message, body: bytes) -> list[tuple[Message, bytes]] | Non
     stack: list[tuple[Message, bytes, int]] = [(hdr, body, 0)]
     while stack:
         node, data, depth = stack.pop()
-        if node.get_content_type() in ("message/rfc822", "multipart/digest"):
+        ctype = content_type(node)
+        if ctype in ("message/rfc822", "multipart/digest"):
             return None  # attached messages: the full parser walks into them
-        if node.get_content_maintype() != "multipart":
+        if ctype.split("/")[0] != "multipart":
             leaves.append((node, decode_transfer(data, transfer_encoding(node))))
             continue
-        boundary = node.get_boundary()
-        if not boundary or depth >= MAX_MIME_DEPTH:
+        delimiter = boundary(node)
+        if not delimiter or depth >= MAX_MIME_DEPTH:
             continue
-        parts = _split_multipart(data, boundary)
+        parts = _split_multipart(data, delimiter)
         if parts is None:
             return None
         stack.extend((*_split_part(p), depth + 1) for p in reversed(parts))

@@ -8,28 +8,31 @@ the same fields, snippet and key for the same message.
 Design choices:
 
 * Speed: headers are parsed with the ``compat32`` policy (the modern ``email.policy.default``
-  is ~14x slower) and only the fields we keep are decoded.  The pieces live beside this
-  module: text.py (decoding), addresses.py, subjects.py, signals.py (automated mail),
-  mime.py and snippets.py (the body).
+  is ~14x slower), clean header blocks without the feedparser (headerblock.py), and only the
+  fields we keep are decoded.  Each shortcut reads the common shape only and hands anything
+  else to the email package, so results stay the same (tests/test_parse_fastpaths.py).  The
+  pieces live beside this module: text.py (decoding), addresses.py, subjects.py, signals.py
+  (automated mail), mime.py and snippets.py (the body).
 * Robustness: nothing in here may raise for any input bytes. Each extraction step is guarded;
   failures are summarised in ``ParsedMessage.parse_error`` and the rest is still returned.
-* 8-bit headers: header values are kept raw (mime.RAW_POLICY) and decoded as UTF-8 (RFC 6532),
-  else as cp1252.
+* 8-bit headers: header values are kept raw (headerblock.RAW_POLICY) and decoded as UTF-8
+  (RFC 6532), else as cp1252.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email.message import Message
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from . import addresses
-from .mime import HEADER_PARSER
+from . import addresses, headerblock
+from .mime import content_type
 from .signals import BOUNCE_SIGNALS, automated_signals, parse_auth_results
 from .snippets import body_snippet
 from .subjects import is_bounce_subject
@@ -174,12 +177,42 @@ def _sha1(data: bytes) -> str:
 # --------------------------------------------------------------------------- messages
 
 
+_MONTHS = {name: n for n, name in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_STANDARD_DATE_RE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?([0-9]{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep"
+    r"|Oct|Nov|Dec) ([1-9][0-9]{3}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-][0-9]{4})")
+
+
+def _parsedate(text: str) -> datetime:
+    """``parsedate_to_datetime(text)``, read here for the standard shape (nearly all mail:
+    ``Mon, 20 Nov 2023 10:11:12 +0100``), for which the stdlib's general reader is slow."""
+    m = _STANDARD_DATE_RE.fullmatch(text)
+    if m is None:
+        return parsedate_to_datetime(text)
+    day, month, year, hour, minute, second, zone = m.groups()
+    try:
+        return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute),
+                        int(second), tzinfo=_zone(zone))
+    except ValueError:  # 31 Feb, 25:00, a zone of a day or more: the stdlib says how
+        return parsedate_to_datetime(text)
+
+
+@functools.lru_cache(maxsize=512)
+def _zone(zone: str) -> timezone | None:
+    """``+hhmm`` as the stdlib reads it: ``-0000`` is no zone known (a naive datetime)."""
+    offset = int(zone[1:3]) * 3600 + int(zone[3:]) * 60
+    if zone[0] == "-":
+        return timezone(timedelta(seconds=-offset)) if offset else None
+    return timezone(timedelta(seconds=offset))
+
+
 def _date(raw: str | None, errors: list[str]) -> datetime | None:
     if not raw or not raw.strip():
         return None
     text = from_8bit(raw[:1000])  # parsedate copes with folding whitespace itself
     try:
-        dt = parsedate_to_datetime(text)
+        dt = _parsedate(text)
     except Exception:
         dt = None
     if dt is None:
@@ -310,7 +343,7 @@ def _read_addresses(out: ParsedMessage, first: dict[str, str],
 def _read_signals(out: ParsedMessage, hdr: Message, first: dict[str, str],
                   every: dict[str, list[str]]) -> None:
     out.is_report = ("report" in first.get("content-type", "").lower()
-                     and hdr.get_content_type() == "multipart/report")
+                     and content_type(hdr) == "multipart/report")
     out.auto_signals = automated_signals(first, out.from_addr, out.is_report, out.subject)
     out.template = decode_header(first.get(TEMPLATE_HEADER.lower())).strip() or None
     out.auth_passes = parse_auth_results(every.get("authentication-results", ()))
@@ -330,7 +363,7 @@ def _parse(header_bytes: bytes, body: bytes | None, errors: list[str]) -> Parsed
     out = ParsedMessage()
     hdr: Message | None = None
     try:
-        hdr = HEADER_PARSER.parsebytes(header_bytes)
+        hdr = headerblock.parse(header_bytes)
     except Exception as exc:
         _record(errors, "headers", exc)
     first, every = _headers(hdr, errors) if hdr is not None else ({}, {})

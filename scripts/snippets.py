@@ -8,7 +8,14 @@ import re
 from email.message import Message
 from html.parser import HTMLParser
 
-from .mime import decode_transfer, leaves, transfer_encoding
+from .mime import (
+    boundary,
+    content_charset,
+    content_type,
+    decode_transfer,
+    leaves,
+    transfer_encoding,
+)
 from .text import clean_text, decode_bytes, fold
 
 SNIPPET_CHARS = 300
@@ -107,15 +114,25 @@ _OUTLOOK_NEXT_RE = re.compile(
 _WROTE_TAIL_RE = re.compile(rf"\b{_WROTE}\s*$", re.IGNORECASE)
 _ON_RE = re.compile(r"^(?:on|am|le|el|il|op|den|dne|w dniu)\b", re.IGNORECASE)
 
+# What a (stripped) line must end with for an attribution to end there: ":" or the last letter
+# of a _WROTE word; and begin with to be an Outlook "From:" line.  IGNORECASE also equates
+# "ſ" with "s" and "ı", "İ" with "i": tests/test_parse_fastpaths.py derives both sets from the
+# regexes over all of Unicode.  Most lines are prose, and these let them skip the regexes.
+_ATTRIBUTION_LAST = frozenset(":ABEFILOSTVabefilostvÓóİıŁłſАИЛаил")
+_OUTLOOK_FIRST = frozenset("*DFVdfv")
+
 
 def _starts_quote(line: str, nxt: str) -> bool:
     """Attribution ("On ... wrote:"), "-----Original Message-----" or an Outlook header block.
 
-    Cheap checks first: the full regexes are slow on long lines and most lines are prose.
+    ``line`` (not empty) and ``nxt`` are stripped.  Cheap checks first: the full regexes are
+    slow on long lines and most lines are prose.
     """
+    last = line[-1]
     if (
-        len(line) <= 600
-        and (line[-1] == ":" or _WROTE_TAIL_RE.search(line, max(0, len(line) - 30)))
+        last in _ATTRIBUTION_LAST
+        and len(line) <= 600
+        and (last == ":" or _WROTE_TAIL_RE.search(line, max(0, len(line) - 30)))
         and _ATTRIBUTION_RE.match(line)
     ):
         return True
@@ -128,23 +145,25 @@ def _starts_quote(line: str, nxt: str) -> bool:
         return True  # attribution wrapped over two lines
     if line[0] in "-_" and _SEPARATOR_RE.match(line):
         return True
-    return bool(_OUTLOOK_FROM_RE.match(line) and _OUTLOOK_NEXT_RE.match(nxt))
+    return bool(line[0] in _OUTLOOK_FIRST and _OUTLOOK_FROM_RE.match(line)
+                and _OUTLOOK_NEXT_RE.match(nxt))
 
 
 def _text_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     """First ``limit`` chars of the new text: quoted lines and reply headers left out."""
     lines = text.splitlines()
     cut_short = not text.endswith(("\n", "\r"))  # maybe truncated by the prefix limit
+    last = len(lines) - 1
     out: list[str] = []
     size = 0
     for i, raw_line in enumerate(lines):
         line = raw_line.strip()
-        if not line or line.startswith(">"):
+        if not line or line[0] == ">":
             continue
-        if cut_short and i == len(lines) - 1 and out and _ATTRIBUTION_START_RE.match(line):
+        if cut_short and i == last and out and _ATTRIBUTION_START_RE.match(line):
             break  # "On Mon, 1 Jan 2" cut off before its "wrote:"
-        nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
-        if raw_line.rstrip() == "--" and out:  # signature separator "-- "
+        nxt = lines[i + 1].strip() if i < last else ""
+        if line == "--" and out and raw_line.rstrip() == "--":  # signature separator "-- "
             break
         if _starts_quote(line, nxt):
             if out:
@@ -168,16 +187,16 @@ def _part_text(data: bytes, charset: str | None, subtype: str) -> str:
 
 def body_snippet(hdr: Message, body: bytes, errors: list[str]) -> str:
     """The snippet of a message whose headers are ``hdr`` and body starts with ``body``."""
-    ctype = hdr.get_content_type()
+    ctype = content_type(hdr)
     maintype = ctype.split("/", 1)[0]
     if maintype == "text":
         if ctype not in ("text/plain", "text/html"):
             return ""
         data = decode_transfer(body, transfer_encoding(hdr))
-        return _text_snippet(_part_text(data, hdr.get_content_charset(), ctype[5:]))
+        return _text_snippet(_part_text(data, content_charset(hdr), ctype[5:]))
     if maintype != "multipart" and ctype != "message/rfc822":
         return ""
-    if maintype == "multipart" and not hdr.get_boundary():
+    if maintype == "multipart" and not boundary(hdr):
         errors.append("multipart without boundary")
         return ""
     return _first_text(leaves(hdr, body))
@@ -185,15 +204,14 @@ def body_snippet(hdr: Message, body: bytes, errors: list[str]) -> str:
 
 def _first_text(parts: list[tuple[Message, bytes]]) -> str:
     """The first plain-text part that says something, else the first HTML one."""
-    inline = [(part, payload) for part, payload in parts
-              if part.get_content_type() in ("text/plain", "text/html")
+    inline = [(part, payload, ctype[5:]) for part, payload in parts
+              if (ctype := content_type(part)) in ("text/plain", "text/html")
               and not str(part.get("content-disposition", "")).strip().lower()
               .startswith("attachment")]
     for subtype in ("plain", "html"):
-        for part, payload in inline:
-            if part.get_content_subtype() == subtype:
-                snippet = _text_snippet(_part_text(payload, part.get_content_charset(),
-                                                   subtype))
+        for part, payload, part_subtype in inline:
+            if part_subtype == subtype:
+                snippet = _text_snippet(_part_text(payload, content_charset(part), subtype))
                 if snippet:
                     return snippet
     return ""
