@@ -27,6 +27,7 @@ CHUNK = 500
 BUSY_TIMEOUT = 30.0
 
 
+ROWS_PER_INSERT = 64  # store.insert_rows: 1/64 of the GIL hand-overs of executemany
 CHECKPOINT_PAGES = 16384  # of 4 KiB: 64 MB of WAL at most before SQLite checkpoints it
 HISTORY_SUFFIX = ".id"  # beside the database: its id, written when it is created
 
@@ -201,20 +202,26 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 
 def insert_rows(db: sqlite_utils.Database, insert: str, rows: Sequence[Sequence[Any]]) -> None:
-    """``insert`` (``INSERT [OR ...] INTO t (a, b)``) of many rows, as few statements of many
-    ``VALUES`` each as SQLite's variable limit allows.
+    """``insert`` (``INSERT [OR ...] INTO t (a, b)``) of many rows: :data:`ROWS_PER_INSERT`
+    rows a statement, the rest one by one.
 
-    Not ``executemany``: that steps once a row, and Python's sqlite3 hands the GIL over
+    Not ``executemany`` alone: that steps once a row, and Python's sqlite3 hands the GIL over
     around every step; while sync's fetch thread runs, each row then waits for it again.
+    Always the same number of rows a statement, so sqlite3's statement cache holds one
+    statement for each table, not one for every batch's length.
     """
     if not rows:
         return
     width = len(rows[0])
-    group = "(" + ", ".join("?" * width) + ")"
-    per = max(1, db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
-    for part in chunks(rows, per):
-        db.conn.execute(f"{insert} VALUES {', '.join([group] * len(part))}",
-                        [value for row in part for value in row])
+    one = "(" + ", ".join("?" * width) + ")"
+    per = max(1, min(ROWS_PER_INSERT,
+                     db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    whole = len(rows) - len(rows) % per
+    if whole:
+        many = f"{insert} VALUES {', '.join([one] * per)}"
+        for start in range(0, whole, per):
+            db.conn.execute(many, [value for row in rows[start:start + per] for value in row])
+    db.conn.executemany(f"{insert} VALUES {one}", rows[whole:])
 
 
 def query_in(
