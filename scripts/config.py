@@ -13,7 +13,6 @@ import datetime as dt
 import ipaddress
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +49,8 @@ PUBLIC_DOMAINS = frozenset({
 
 def builtin_templates() -> Path:
     """The templates that ship with mailtriage (the package's ``templates/``)."""
+    from importlib import resources  # (and tempfile): only for commands that use templates
+
     return Path(str(resources.files("mailtriage.templates")))
 
 
