@@ -13,12 +13,10 @@ from typing import Any
 
 import sqlite_utils
 
-from . import bounces, outbox, parse, subjects
+from . import bounces, parse, subjects
 from .config import Config
-from .dsn import parse_delivery_report
 from .source import DRAFTS, SENT, Fetched, FlagChanges, Source
 from .store import chunks, iso, query_in, query_rows
-from .threader import NewMessage, assign_threads, link_set
 
 Parsed = list[tuple[Fetched, parse.ParsedMessage]]
 
@@ -41,6 +39,8 @@ def read_reports(db: sqlite_utils.Database, session: Source, account: str, folde
     """Messages stored as possible delivery reports (``dsn = 'pending'``) that are in this
     folder: fetch more of each and keep what it says (bounces.py links it to our mail once
     every folder is synced).  One we cannot read is cleared: it stays automated mail."""
+    from .dsn import parse_delivery_report  # imported when a folder changed, not every run
+
     pending = list(db.execute(
         "SELECT l.uid, m.id FROM messages m JOIN locations l ON l.message = m.id "
         "WHERE m.dsn = 'pending' AND l.account = ? AND l.folder = ? AND l.uidvalidity = ?",
@@ -189,6 +189,9 @@ def store_batch(
     role: str | None = None,
 ) -> tuple[int, int]:
     """Store one parsed batch (inside the caller's transaction); return (new, parse errors)."""
+    from . import outbox  # these two are for new mail: a sync without any need not load them
+    from .threader import NewMessage, assign_threads, link_set
+
     seen_at = iso(now)
     keys = {p.key for _f, p in parsed}
     ids = {r["key"]: r["id"] for r in query_in(

@@ -26,8 +26,6 @@ from .accounts import check_identity, record_identity
 from .config import AccountConfig, Config
 from .errors import FolderError, SyncError, Throttled
 from .imap import IMAPSession, describe_error
-from .local import LocalSession
-from .pipeline import prefetch
 from .source import DRAFTS, SENT, FolderStatus, Source
 from .store import chunks, get_meta, iso, parse_iso, set_meta
 
@@ -112,6 +110,8 @@ def extra_headers(config: Config) -> list[str]:
 
 def open_source(account: AccountConfig, config: Config) -> Source:
     if account.source in ("maildir", "mbox"):
+        from .local import LocalSession  # (mailbox): only for local sources
+
         return LocalSession(account, extra_headers(config))
     return IMAPSession(account, extra_headers(config))
 
@@ -274,6 +274,8 @@ def _fetch_new(db: sqlite_utils.Database, config: Config, source: Source, accoun
                folder: str, validity: int, new_uids: list[int], now: dt.datetime,
                res: FolderResult, progress: Progress | None, role: str | None) -> None:
     """New messages in batches, each stored in one transaction with the resume point."""
+    from .pipeline import prefetch  # (the parse worker, pickle): only when a folder changed
+
     done = 0
     if progress and new_uids:
         progress(folder, 0, len(new_uids))
