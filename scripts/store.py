@@ -149,7 +149,9 @@ def _check_history(db: sqlite_utils.Database, path: Path, *, created: bool,
 
 def _connect(path: Path) -> StateDatabase:
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, factory=SameFileConnection)
-    db = StateDatabase(conn)
+    # No sqlite-utils plugins on our store: finding them reads the entry points of every
+    # installed distribution, at each start, for hooks mailtriage never asked for.
+    db = StateDatabase(conn, execute_plugins=False)
     if str(path) != ":memory:":
         assert isinstance(conn, SameFileConnection)
         conn.watch(path)
