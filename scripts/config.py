@@ -48,10 +48,11 @@ PUBLIC_DOMAINS = frozenset({
 
 
 def builtin_templates() -> Path:
-    """The templates that ship with mailtriage (the package's ``templates/``)."""
-    from importlib import resources  # (and tempfile): only for commands that use templates
+    """The templates that ship with mailtriage (the package's ``templates/``, a folder on
+    disk: its path is the package's, with no need for importlib.resources and tempfile)."""
+    import mailtriage.templates  # (not beside this file: templates/ is mapped in pyproject)
 
-    return Path(str(resources.files("mailtriage.templates")))
+    return Path(mailtriage.templates.__file__).parent
 
 
 @dataclass
