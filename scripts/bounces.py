@@ -13,12 +13,12 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING
 
-import sqlite_utils
-
 from .config import TeamConfig
 from .store import iso
 
 if TYPE_CHECKING:
+    import sqlite_utils
+
     from .dsn import DeliveryReport
 
 # A report whose original is not (yet) in the store is looked at again at every sync for

@@ -9,14 +9,15 @@ import datetime as dt
 import functools
 import json
 from collections.abc import Sequence
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from . import bounces, parse, subjects
 from .config import Config
 from .source import DRAFTS, SENT, Fetched, FlagChanges, Source
 from .store import chunks, iso, query_in, query_rows
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 Parsed = list[tuple[Fetched, parse.ParsedMessage]]
 

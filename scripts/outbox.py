@@ -31,8 +31,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
 from . import states, triage
 from .config import AccountConfig, Config
 from .errors import DeliveryUnknown, NotSent, OutboxError, ReplyError
@@ -42,6 +40,8 @@ from .store import iso
 # overdue need none of them.
 if TYPE_CHECKING:
     from email.message import EmailMessage
+
+    import sqlite_utils
 
     from .compose import Reply
     from .imap import IMAPSession

@@ -15,11 +15,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-import sqlite_utils
-
 from .errors import NotFound, StoreError
 from .files import check_file, create_private, make_private_folders, write_private
 from .schema import ensure_shape, migrations
+from .sqlitelib import sqlite_utils
 
 # Keep IN (...) lists well under SQLite's variable limit.
 CHUNK = 500

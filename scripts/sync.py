@@ -16,9 +16,8 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
 from imapclient.exceptions import IMAPClientError
 
 from . import mailstore, parse, triage
@@ -28,6 +27,9 @@ from .errors import FolderError, SyncError, Throttled
 from .imap import IMAPSession, describe_error
 from .source import DRAFTS, SENT, FolderStatus, Source
 from .store import chunks, get_meta, iso, parse_iso, set_meta
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 # RFC 5530 codes of a server that limits us: not a failure, a reason to wait longer
 THROTTLE_CODES = re.compile(r"\[(OVERQUOTA|UNAVAILABLE|LIMIT)\]", re.IGNORECASE)

@@ -4,16 +4,40 @@ command path imports or loads what it does not use (checked in fresh interpreter
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import click
+import pytest
 import sqlite_utils
 from click.testing import CliRunner
 from sqlite_utils.plugins import pm
 
 from mailtriage.cli import COMMANDS, cli
 from mailtriage.store import open_db
+
+from support.mailfactory import write_config
+
+
+def run_python(code: str, *args: str, env: dict[str, str] | None = None,
+               ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=env, check=False)
+
+
+def modules_after(tmp_path: Path, *argv: str, env: dict[str, str] | None = None,
+                  ) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+    """The modules a new interpreter holds after running ``triage ARGV``."""
+    listing = tmp_path / "modules.txt"
+    code = ("import sys\nfrom mailtriage.cli import cli\n"
+            "try:\n    cli(sys.argv[2:], prog_name='triage', terminal_width=80, "
+            "standalone_mode=False)\n"
+            "finally:\n    open(sys.argv[1], 'w').write('\\n'.join(sys.modules))")
+    proc = run_python(code, str(listing), *argv, env=env)
+    return set(listing.read_text().split()), proc
 
 
 def test_the_command_table_is_each_commands_own_short_help():
@@ -31,24 +55,37 @@ def test_every_command_a_module_defines_is_in_the_table():
             assert COMMANDS.get(command.name, ("",))[0] == module_name, command.name
 
 
-def run_python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False)
-
-
-def test_help_from_the_table_is_the_help_of_the_loaded_commands():
-    fresh = run_python("import sys; from mailtriage.cli import cli; "
-                       "cli(['--help'], prog_name='triage', terminal_width=80, "
-                       "standalone_mode=False); "
-                       "loaded = [m for m in sys.modules if m.startswith('mailtriage.cli.') "
-                       "and m not in ('mailtriage.cli.app', 'mailtriage.cli.params')]; "
-                       "sys.exit(str(loaded) if loaded else 0)")
+def test_help_from_the_table_is_the_help_of_the_loaded_commands(tmp_path):
+    modules, fresh = modules_after(tmp_path, "--help")
     assert fresh.returncode == 0, fresh.stderr
+    commands = {f"mailtriage.cli.{module}" for module, _help in COMMANDS.values()}
+    assert not modules & (commands | {"sqlite_utils", "yaml", "mailtriage.config"})
     ctx = click.Context(cli)
     for name in COMMANDS:
         cli.get_command(ctx, name)
     loaded = CliRunner().invoke(cli, ["--help"], prog_name="triage", terminal_width=80)
     assert fresh.stdout == loaded.output
+
+
+@pytest.fixture
+def offline_config(tmp_path):
+    """A config whose mailbox is never reached: for the commands that only query."""
+    account = SimpleNamespace(host="127.0.0.1", port=9, username="support@example.com")
+    return write_config(tmp_path, account)
+
+
+def test_sqlite_utils_is_imported_without_numpy(tmp_path, offline_config):
+    """(sqlitelib.py says why.)  An importable numpy stays unimported by a command that
+    opens the store."""
+    fake = tmp_path / "site" / "numpy"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(fake.parent)}
+    modules, proc = modules_after(tmp_path, "--config", str(offline_config), "threads", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "sqlite_utils" in modules and "numpy" not in modules
+    found = run_python("import numpy; print(numpy.__file__)", env=env)
+    assert found.stdout.strip() == str(fake / "__init__.py")  # the fake was importable
 
 
 class ConnectionSpy:
