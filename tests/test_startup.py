@@ -19,7 +19,16 @@ from sqlite_utils.plugins import pm
 from mailtriage.cli import COMMANDS, cli
 from mailtriage.store import open_db
 
-from support.mailfactory import write_config
+from support.cli import ok
+from support.mailfactory import NOW, put, write_config
+
+# What each path must leave alone, by what it would cost: Jinja and imapclient are the
+# heaviest; the rest is what only new mail, a local source or sending needs.
+SENDING = {"imapclient", "imaplib", "smtplib", "mailtriage.imap", "mailtriage.smtp"}
+NEW_MAIL = {"mailtriage.pipeline", "mailtriage.parseworker", "mailtriage.threader",
+            "mailtriage.dsn", "mailtriage.local", "mailbox"}
+TEMPLATES = {"jinja2", "mailtriage.compose"}
+QUERIES = SENDING | NEW_MAIL | TEMPLATES | {"mailtriage.parse", "mailtriage.sync"}
 
 
 def run_python(code: str, *args: str, env: dict[str, str] | None = None,
@@ -72,6 +81,32 @@ def offline_config(tmp_path):
     """A config whose mailbox is never reached: for the commands that only query."""
     account = SimpleNamespace(host="127.0.0.1", port=9, username="support@example.com")
     return write_config(tmp_path, account)
+
+
+@pytest.mark.parametrize(("argv", "unused"), [
+    (["threads"], QUERIES),
+    (["overdue", "--json"], QUERIES),
+    (["report"], QUERIES - TEMPLATES),
+])
+def test_queries_import_neither_imap_nor_what_new_mail_needs(tmp_path, offline_config, argv,
+                                                              unused):
+    modules, proc = modules_after(tmp_path, "--config", str(offline_config),
+                                  "--now", NOW.isoformat(), *argv)
+    assert proc.returncode == 0, proc.stderr
+    assert modules & unused == set()
+
+
+def test_a_sync_with_nothing_new_imports_only_the_imap_side(tmp_path, mailbox, monkeypatch):
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", mailbox.password)
+    cfg = write_config(tmp_path, mailbox)
+    put(mailbox, "INBOX", msgid="q1@c.test", subject="Hello")
+    ok(cfg, "sync")
+    modules, proc = modules_after(tmp_path, "--config", str(cfg), "--now", NOW.isoformat(),
+                                  "sync")
+    assert proc.returncode == 0, proc.stderr
+    assert "0 new messages" in proc.stderr
+    assert "imapclient" in modules
+    assert modules & (NEW_MAIL | TEMPLATES | {"mailtriage.outbox", "smtplib"}) == set()
 
 
 def test_sqlite_utils_is_imported_without_numpy(tmp_path, offline_config):
