@@ -124,7 +124,8 @@ class IMAPSession:
         where = f"{acc.host}:{acc.port}"
         # Resolve the secret first: a missing one is a config error (exit 2), not a network one.
         secret, fresh = self._secret()
-        ctx = ssl_context(acc)
+        # Loading the system's CA certificates takes tens of ms: not for a plain connection.
+        ctx = ssl_context(acc) if acc.security != "none" else None
         try:
             client = _Client(
                 acc.host, port=acc.port, ssl=acc.security == "ssl",
@@ -139,7 +140,7 @@ class IMAPSession:
             raise SyncError(f"{where}: cannot connect: {describe_error(exc)}") from None
         self.client = client
         client.normalise_times = False
-        if acc.security == "starttls":
+        if ctx is not None and acc.security == "starttls":
             self._starttls(ctx)
         self._authenticate(where, secret, fresh)
         self.capabilities = {_text(c).upper() for c in client.capabilities()}
