@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import logging
-import sqlite3
 import sys
 from typing import Any
 
@@ -23,6 +21,8 @@ from .params import MOMENT
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
+    import logging  # (like sqlite3 below) not for `triage --help`, which runs no command
+
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
                                          logging.INFO if verbose else logging.WARNING)
     handler = logging.StreamHandler(sys.stderr)
@@ -99,6 +99,8 @@ class TriageGroup(click.Group):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
+        import sqlite3
+
         try:
             return super().invoke(ctx)
         except MailtriageError as exc:
