@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import states, triage
+from . import states
 from .config import AccountConfig, Config
 from .errors import DeliveryUnknown, NotSent, OutboxError, ReplyError
 from .store import iso
@@ -166,6 +166,8 @@ def answered(db: sqlite_utils.Database, config: Config, thread_id: int, tags: Se
              template: str, auto: bool, now: dt.datetime) -> None:
     """What a reply that went out changes (caller's transaction): the template's tags, and
     unless it was automatic the state; the thread's summary is brought up to date now."""
+    from . import triage  # (subjects, tagging, summary): overdue reads the outbox without it
+
     at = iso(now)
     if tags:
         states.change_tags(db, thread_id, tags, [], at, f"reply:{template}")
