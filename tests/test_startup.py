@@ -29,7 +29,8 @@ SENDING = {"imapclient", "imaplib", "smtplib", "mailtriage.imap", "mailtriage.sm
 NEW_MAIL = {"mailtriage.pipeline", "mailtriage.parseworker", "mailtriage.threader",
             "mailtriage.dsn", "mailtriage.local", "mailbox"}
 TEMPLATES = {"jinja2", "mailtriage.compose"}
-QUERIES = SENDING | NEW_MAIL | TEMPLATES | {"mailtriage.parse", "mailtriage.sync"}
+REFRESH = {"mailtriage.triage", "mailtriage.tagging", "mailtriage.subjects"}
+QUERIES = SENDING | NEW_MAIL | TEMPLATES | REFRESH | {"mailtriage.parse", "mailtriage.sync"}
 
 
 def run_python(code: str, *args: str, env: dict[str, str] | None = None,
