@@ -12,13 +12,14 @@ accepting that its mailbox moved, is an explicit command (``triage account``).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from .config import AccountConfig, Config
 from .errors import ConfigError, NotFound, UsageError
 from .store import iso
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def identity(account: AccountConfig) -> str:

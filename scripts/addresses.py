@@ -36,9 +36,12 @@ _TOKEN = re.compile(
     r'|(?P<text>[^"()<>,;:\\=]+|=)',
     re.DOTALL,
 )
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
+# atext (RFC 5322 3.2.3, with RFC 6532's non-ASCII) and qtext, written as what they exclude:
+# the same sets, but a class spelled as a range up to U+10FFFF takes ~30 ms to compile.
+_ATEXT = r'[^\x00-\x20"(),.:;<>@\[\\\]\x7f]'
+_QTEXT = r'[^\x00-\x1f"\\\x7f]'
 _DOT_ATOM = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
-_QUOTED_LOCAL = re.compile(r'"(?:[ !#-\[\]-~\u0080-\U0010ffff]|\\[ -~])*"')
+_QUOTED_LOCAL = re.compile(rf'"(?:{_QTEXT}|\\[ -~])*"')
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 

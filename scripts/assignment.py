@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from .config import Config
 from .errors import UsageError
 from .members import NOBODY, Member, find, on_duty
 from .states import assign_if_unowned, set_assignee
 from .store import iso, parse_iso, query_rows
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def member_named(config: Config, who: str, acting_as: str | None = None) -> Member:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from .config import TeamConfig
-from .dsn import DeliveryReport, FailedRecipient
 from .store import iso
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from .dsn import DeliveryReport
 
 # A report whose original is not (yet) in the store is looked at again at every sync for
 # this long: our Sent copy may be in a folder synced after the report's.
@@ -48,6 +51,14 @@ def to_json(report: DeliveryReport) -> str:
                        "failed": [[r.address, r.status, r.diagnostic] for r in report.recipients]})
 
 
+def from_json(raw: str) -> DeliveryReport:
+    """The report :func:`to_json` kept."""
+    from .dsn import DeliveryReport, FailedRecipient  # (the email parser): most syncs have none
+
+    data = json.loads(raw)
+    return DeliveryReport(tuple(data["ids"]), tuple(FailedRecipient(*r) for r in data["failed"]))
+
+
 def link_reports(db: sqlite_utils.Database, team: TeamConfig, now: dt.datetime) -> int:
     """Link the reports sync read to the threads of our mail they name (caller's
     transaction); return how many threads were flagged."""
@@ -55,9 +66,7 @@ def link_reports(db: sqlite_utils.Database, team: TeamConfig, now: dt.datetime) 
     for message, raw, arrived in list(db.execute(
             "SELECT id, dsn, arrived_at FROM messages WHERE dsn IS NOT NULL "
             "AND dsn != 'pending'")):
-        data = json.loads(raw)
-        report = DeliveryReport(tuple(data["ids"]),
-                                tuple(FailedRecipient(*r) for r in data["failed"]))
+        report = from_json(raw)
         found = record_bounce(db, message, report, team)
         flagged += found
         if found or (arrived or "") < iso(now - LINK_WINDOW):

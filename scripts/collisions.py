@@ -13,13 +13,14 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .store import query_in, query_rows, resolve_thread_id
 from .text import one_line
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 @dataclass

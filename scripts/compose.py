@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from . import addresses, quoting, render
 from .config import AgentConfig, Config
@@ -32,6 +30,9 @@ from .store import loads, parse_iso
 from .subjects import reply_subject
 from .text import clean_text, one_line
 from .times import format_duration
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 MAX_REFERENCES = 20
 FALLBACK_NAME = "there"  # "Hi there," when we do not know the customer's name

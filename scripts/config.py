@@ -13,7 +13,6 @@ import datetime as dt
 import ipaddress
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +48,11 @@ PUBLIC_DOMAINS = frozenset({
 
 
 def builtin_templates() -> Path:
-    """The templates that ship with mailtriage (the package's ``templates/``)."""
-    return Path(str(resources.files("mailtriage.templates")))
+    """The templates that ship with mailtriage (the package's ``templates/``, a folder on
+    disk: its path is the package's, with no need for importlib.resources and tempfile)."""
+    import mailtriage.templates  # (not beside this file: templates/ is mapped in pyproject)
+
+    return Path(mailtriage.templates.__file__).parent
 
 
 @dataclass

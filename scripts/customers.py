@@ -9,11 +9,12 @@ adds to it.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from .states import effective
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 MAX_OTHER_THREADS = 50  # `show` lists this many, the latest first
 

@@ -19,15 +19,16 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
-
-import sqlite_utils
 
 from .config import Config
 from .report import activity, percentile
 from .states import open_sql
 from .store import iso, parse_iso
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 DAYS = 14
 REWRITE_EVERY = dt.timedelta(minutes=30)  # today's row is at most this old at midnight

@@ -16,11 +16,11 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import sqlite_utils
-
 from .store import query_rows
 
 if TYPE_CHECKING:
+    import sqlite_utils
+
     from .threader import NewMessage
 
 Pair = tuple[int, int]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from . import decisions, senders
 from .config import Config
@@ -17,6 +15,9 @@ from .sla import Clock
 from .states import State, effective
 from .store import iso, loads, parse_iso, require_thread
 from .times import format_duration
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def _link_reason(m: dict[str, Any], by_id: dict[str, int], earlier_refs: dict[str, int]) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from .errors import UnsafePath
@@ -108,6 +107,8 @@ def create_private(path: Path) -> None:
 def write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` as a 0600 file, atomically: a reader sees the old file or
     the new one, and a symlink at ``path`` is replaced, not written through."""
+    import tempfile  # (shutil, random): a write most commands never make
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp: 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:

@@ -125,7 +125,8 @@ class IMAPSession:
         where = f"{acc.host}:{acc.port}"
         # Resolve the secret first: a missing one is a config error (exit 2), not a network one.
         secret, fresh = self._secret()
-        ctx = ssl_context(acc)
+        # Loading the system's CA certificates takes tens of ms: not for a plain connection.
+        ctx = ssl_context(acc) if acc.security != "none" else None
         try:
             client = _Client(
                 acc.host, port=acc.port, ssl=acc.security == "ssl",
@@ -144,7 +145,7 @@ class IMAPSession:
             # imapclient sets imaplib's documented debug level to 5 and filters in logging:
             # ~11 logger calls a fetched message, a fifth of the fetch's CPU
             client._imap.debug = 0
-        if acc.security == "starttls":
+        if ctx is not None and acc.security == "starttls":
             self._starttls(ctx)
         self._authenticate(where, secret, fresh)
         self.capabilities = {_text(c).upper() for c in client.capabilities()}

@@ -10,9 +10,7 @@ import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from .collisions import teammate_drafts
 from .config import PUBLIC_DOMAINS
@@ -20,6 +18,9 @@ from .customers import customer_sql, other_threads
 from .members import NOBODY
 from .states import effective, open_sql
 from .store import iso, loads, query_rows, require_thread
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 STATE_COLUMNS = "s.state, s.snoozed_until, s.priority, s.assignee"  # of thread_state s
 

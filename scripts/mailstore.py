@@ -9,17 +9,16 @@ import datetime as dt
 import functools
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
-from . import bounces, outbox, parse, subjects
+from . import bounces, parse, subjects
 from .config import Config
-from .dsn import parse_delivery_report
 from .schema import index_new_messages
 from .source import DRAFTS, SENT, Fetched, FlagChanges, Source
 from .store import chunks, insert_rows, iso, query_in, query_rows
-from .threader import NewMessage, assign_threads, link_set
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 Parsed = list[tuple[Fetched, parse.ParsedMessage]]
 
@@ -42,6 +41,8 @@ def read_reports(db: sqlite_utils.Database, session: Source, account: str, folde
     """Messages stored as possible delivery reports (``dsn = 'pending'``) that are in this
     folder: fetch more of each and keep what it says (bounces.py links it to our mail once
     every folder is synced).  One we cannot read is cleared: it stays automated mail."""
+    from .dsn import parse_delivery_report  # imported when a folder changed, not every run
+
     # From the few pending messages (a partial index) to their locations by message, not
     # through every location of the folder: SQLite's own choice, 40 ms at 100k, every sync
     pending = list(db.execute(
@@ -194,6 +195,9 @@ def store_batch(
     role: str | None = None,
 ) -> tuple[int, int]:
     """Store one parsed batch (inside the caller's transaction); return (new, parse errors)."""
+    from . import outbox  # these two are for new mail: a sync without any need not load them
+    from .threader import NewMessage, assign_threads, link_set
+
     seen_at = iso(now)
     keys = {p.key for _f, p in parsed}
     ids = {r["key"]: r["id"] for r in query_in(

@@ -8,12 +8,14 @@ A note is never sent and never changes whose turn it is; it is kept with its aut
 from __future__ import annotations
 
 import datetime as dt
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
 from .states import record
 from .store import iso
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 MAX_NOTE = 20_000  # characters: a note, not an attachment
 

@@ -29,9 +29,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .credentials import from_env_or_cmd
@@ -40,6 +38,9 @@ from .notifyconfig import EVENTS, NotifyURL
 from .states import open_sql
 from .store import iso
 from .text import one_line
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 log = logging.getLogger(__name__)
 

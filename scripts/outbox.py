@@ -29,25 +29,28 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
-from . import states, triage
+from . import states
 from .config import AccountConfig, Config
 from .errors import DeliveryUnknown, NotSent, OutboxError, ReplyError
-from .imap import IMAPSession
-from .smtp import Mailer, envelope_sender, header_recipients, wire_bytes
 from .store import iso
 
-if TYPE_CHECKING:  # composing needs Jinja; recording what was sent does not
+# Composing needs Jinja, sending imapclient and smtplib; the outbox queries of sync and
+# overdue need none of them.
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+    import sqlite_utils
+
     from .compose import Reply
+    from .imap import IMAPSession
+    from .smtp import Mailer
 
 SENDING, SENT, FAILED, UNKNOWN, DRAFTED = "sending", "sent", "failed", "unknown", "drafted"
 ACTIVE = (SENDING, SENT, UNKNOWN)  # a row in one of these means: do not send this again
 
-SessionFactory = Callable[[AccountConfig], IMAPSession]
+SessionFactory = Callable[[AccountConfig], "IMAPSession"]
 _HELD = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _in_progress: set[int] = set()  # outbox rows this process is sending right now
 
@@ -65,6 +68,8 @@ class Outcome:
 
 
 def default_session_factory(account: AccountConfig) -> IMAPSession:
+    from .imap import IMAPSession
+
     return IMAPSession(account)
 
 
@@ -161,6 +166,8 @@ def answered(db: sqlite_utils.Database, config: Config, thread_id: int, tags: Se
              template: str, auto: bool, now: dt.datetime) -> None:
     """What a reply that went out changes (caller's transaction): the template's tags, and
     unless it was automatic the state; the thread's summary is brought up to date now."""
+    from . import triage  # (subjects, tagging, summary): overdue reads the outbox without it
+
     at = iso(now)
     if tags:
         states.change_tags(db, thread_id, tags, [], at, f"reply:{template}")
@@ -282,6 +289,8 @@ def deliver_report(db: sqlite_utils.Database, config: Config, msg: EmailMessage,
     """cron's daily report, like a reply: recorded ``sending`` before the SMTP transaction,
     so a lost answer or a killed run never sends that day's report twice (its fate is then
     ``unknown``, and the next report says so)."""
+    from .smtp import Mailer, envelope_sender, header_recipients, wire_bytes
+
     raw, sender, recipients = wire_bytes(msg), envelope_sender(msg), header_recipients(msg)
     with Mailer(config.smtp) as mailer:
         try:

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Sequence
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from . import bounces
 from .config import Config, SLAConfig
@@ -35,6 +33,9 @@ from .outbox import needs_a_person_sql
 from .sla import Clock
 from .states import open_sql
 from .store import iso, parse_iso
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def threshold_for(sla: SLAConfig, tags: Sequence[str], priority: str | None,

@@ -19,15 +19,16 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import yaml
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from .config import Config, builtin_templates
 from .errors import TemplateProblem
 from .validate import Section
+
+if TYPE_CHECKING:  # Jinja is imported when a template is rendered, not to read front matter
+    import jinja2
 
 FRONT = "---"
 
@@ -38,6 +39,9 @@ def template_dirs(config: Config | None) -> list[Path]:
 
 def environment(config: Config | None, autoescape: bool = False) -> jinja2.Environment:
     """A sandboxed, strict environment; ``default:`` reaches the built-in templates."""
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
     dirs = template_dirs(config)
     loader = jinja2.ChoiceLoader([
         jinja2.FileSystemLoader([str(d) for d in dirs]),
@@ -54,6 +58,9 @@ def environment(config: Config | None, autoescape: bool = False) -> jinja2.Envir
 def template_errors(name: str) -> Iterator[None]:
     """Every problem a template can have, as one TemplateProblem naming it: a broken reply
     or report template is one line everywhere, never a Jinja traceback."""
+    import jinja2
+    from jinja2.sandbox import SecurityError
+
     try:
         yield
     except TemplateProblem:

@@ -17,15 +17,16 @@ import datetime as dt
 import math
 import statistics
 from collections.abc import Collection, Sequence
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from . import render
 from .config import Config
 from .overdue import ATTENTION_REASONS, overdue
 from .states import open_sql
 from .store import iso, parse_iso
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 # (label, lower bound, upper bound) of the customer's wait, for the backlog chart.
 BUCKETS: tuple[tuple[str, dt.timedelta, dt.timedelta | None], ...] = (

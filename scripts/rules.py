@@ -22,13 +22,13 @@ import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from email.message import Message
-from email.parser import BytesHeaderParser
-from email.policy import compat32
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
 from .validate import Section
+
+if TYPE_CHECKING:
+    from email.message import Message
 
 FIELDS = ("from", "to", "cc", "reply_to", "subject", "body", "folder", "label", "header")
 PRIORITIES = ("urgent", "high", "normal", "low")
@@ -106,6 +106,9 @@ class MessageView:
         if cond.field == "label":  # Gmail's X-GM-LABELS, as the message arrived
             return list(_json_list(row.get("gm_labels")))
         if self._headers is None:
+            from email.parser import BytesHeaderParser  # only rules on a header need it
+            from email.policy import compat32
+
             raw = row.get("headers") or b""
             if isinstance(raw, str):
                 raw = raw.encode("utf-8", "surrogateescape")

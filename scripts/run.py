@@ -24,10 +24,8 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
-
-import sqlite_utils
 
 from . import dailystats, outbox, render, sending
 from . import notify as notify_mod
@@ -47,6 +45,9 @@ from .overdue import overdue
 from .reportmail import render_report, report_message
 from .store import get_meta, iso, parse_iso, set_meta
 from .triage import refresh
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 log = logging.getLogger(__name__)
 

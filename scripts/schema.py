@@ -10,8 +10,12 @@ up to date, marked ``dirty`` in the same transaction that changes their messages
 
 from __future__ import annotations
 
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING
+
+from .sqlitelib import Migrations
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 from .subjects import is_follow_up_subject
 

@@ -13,14 +13,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
 from .listing import STATE_COLUMNS, state_where, thread_dicts
 from .store import query_rows
 from .text import clean_text, one_line
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 # A query matching more messages (or notes) than this ranks only the ones stored last (the
 # newest, mostly): bm25 costs a few us a hit, and a word in most of 100k messages would

@@ -13,9 +13,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from . import collisions, outbox, render
 from .compose import Reply, render_reply
@@ -25,6 +23,9 @@ from .overdue import overdue
 from .senders import AUTO, classify_row
 from .smtp import Mailer
 from .store import loads, query_rows
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 log = logging.getLogger(__name__)
 

@@ -19,14 +19,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
 from . import decisions
 from .rules import MessageView
 from .senders import CUSTOMER, classify_row
 from .store import iso, parse_iso, query_in, query_rows
 
 if TYPE_CHECKING:
+    import sqlite_utils
+
     from .config import Config
     from .summary import Summary
 

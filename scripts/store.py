@@ -15,11 +15,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-import sqlite_utils
-
 from .errors import NotFound, StoreError
 from .files import check_file, create_private, make_private_folders, write_private
 from .schema import ensure_shape, migrations
+from .sqlitelib import sqlite_utils
 
 # Keep IN (...) lists well under SQLite's variable limit.
 CHUNK = 500
@@ -151,7 +150,9 @@ def _check_history(db: sqlite_utils.Database, path: Path, *, created: bool,
 
 def _connect(path: Path) -> StateDatabase:
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, factory=SameFileConnection)
-    db = StateDatabase(conn)
+    # No sqlite-utils plugins on our store: finding them reads the entry points of every
+    # installed distribution, at each start, for hooks mailtriage never asked for.
+    db = StateDatabase(conn, execute_plugins=False)
     if str(path) != ":memory:":
         assert isinstance(conn, SameFileConnection)
         conn.watch(path)

@@ -16,9 +16,8 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
 from imapclient.exceptions import IMAPClientError
 
 from . import mailstore, parse, triage
@@ -26,10 +25,11 @@ from .accounts import check_identity, record_identity
 from .config import AccountConfig, Config
 from .errors import FolderError, SyncError, Throttled
 from .imap import IMAPSession, describe_error
-from .local import LocalSession
-from .pipeline import prefetch
 from .source import DRAFTS, SENT, FolderStatus, Source
 from .store import chunks, get_meta, iso, parse_iso, set_meta
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 # RFC 5530 codes of a server that limits us: not a failure, a reason to wait longer
 THROTTLE_CODES = re.compile(r"\[(OVERQUOTA|UNAVAILABLE|LIMIT)\]", re.IGNORECASE)
@@ -112,6 +112,8 @@ def extra_headers(config: Config) -> list[str]:
 
 def open_source(account: AccountConfig, config: Config) -> Source:
     if account.source in ("maildir", "mbox"):
+        from .local import LocalSession  # (mailbox): only for local sources
+
         return LocalSession(account, extra_headers(config))
     return IMAPSession(account, extra_headers(config))
 
@@ -274,6 +276,8 @@ def _fetch_new(db: sqlite_utils.Database, config: Config, source: Source, accoun
                folder: str, validity: int, new_uids: list[int], now: dt.datetime,
                res: FolderResult, progress: Progress | None, role: str | None) -> None:
     """New messages in batches, each stored in one transaction with the resume point."""
+    from .pipeline import prefetch  # (the parse worker, pickle): only when a folder changed
+
     done = 0
     if progress and new_uids:
         progress(folder, 0, len(new_uids))

@@ -8,14 +8,15 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .rules import MessageView, Rule, matching_rules
 from .states import State, assign_if_unowned, change_tags, set_priority, set_state
 from .store import chunks, iso, query_in, query_rows
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def apply_rules(db: sqlite_utils.Database, config: Config, message_ids: Sequence[int],

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import functools
 import re
-from email.header import decode_header as _email_decode_header
-from email.header import make_header
 from typing import Any
 
 MAX_HEADER_CHARS = 64 * 1024  # longer values are cut before decoding (DoS guard)
@@ -101,6 +99,10 @@ def decode_words(value: str) -> str:
     """RFC 2047-decode a header value; never raises, keeps what cannot be decoded."""
     if "=?" not in value:
         return value
+    # email.header and its charset tables: imported when there is an encoded-word to decode
+    from email.header import decode_header as _email_decode_header
+    from email.header import make_header
+
     try:
         chunks = _email_decode_header(value)
     except Exception:  # HeaderParseError on hopeless base64

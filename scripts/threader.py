@@ -30,13 +30,14 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any, cast
 
 from . import decisions, subjects
 from .states import record
 from .store import iso, parse_iso, query_in, query_rows
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 SUBJECT_WINDOW = dt.timedelta(days=14)
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from . import decisions
 from .errors import UsageError
 from .states import record
 from .store import chunks, iso, query_rows, resolve_thread_id
 from .threader import mark_dirty, merge_threads, next_thread_id
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def thread_arg(db: sqlite_utils.Database, ref: str) -> int:

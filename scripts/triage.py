@@ -15,8 +15,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from . import assignment, bounces, states
 from .config import Config, TeamConfig
@@ -27,6 +26,9 @@ from .store import CHUNK, chunks, iso, parse_iso, query_in, query_rows
 from .subjects import normalize_subject
 from .summary import Event, summarize
 from .tagging import apply_rules
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 @dataclass

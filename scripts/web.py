@@ -24,7 +24,6 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
 from datasette import hookimpl
 from datasette.app import Datasette
 from datasette.plugins import pm
@@ -37,6 +36,7 @@ from .explain import explain_thread
 from .listing import thread_detail
 from .report import build_report
 from .reportmail import template_filters
+from .sqlitelib import sqlite_utils
 
 PLUGIN_NAME = "mailtriage"
 MAX_ROWS = 50_000  # rows a query returns at most (Datasette's default is 1,000)

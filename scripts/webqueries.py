@@ -19,14 +19,15 @@ import datetime as dt
 import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .listing import list_threads
 from .overdue import overdue
 from .report import first_response, open_tags
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 FUNCTION = "mailtriage_rows"
 

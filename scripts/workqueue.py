@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from .config import Config
 from .listing import list_threads
 from .overdue import ATTENTION_REASONS, overdue
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 ORDER = ("unanswered", "followup", *ATTENTION_REASONS)
 

@@ -4,6 +4,7 @@ survives being put in a header and read back as exactly one address."""
 from __future__ import annotations
 
 import email.policy
+import re
 from email.headerregistry import Address
 from email.message import EmailMessage
 
@@ -133,3 +134,16 @@ def test_the_printable_ascii_shortcut_agrees_with_the_per_character_check():
     for code in range(128):
         ch = chr(code)
         assert (not ch.isprintable()) == _invisible(ch), repr(ch)
+
+
+def test_atext_and_qtext_are_the_rfc_sets():
+    """The classes are spelled by what they exclude (cheap to compile); every ASCII
+    character and the edges of the non-ASCII range fall on the side RFC 5322/6532 put it."""
+    atext = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                "!#$%&'*+-/=?^_`{|}~")
+    qtext = {chr(c) for c in [32, 33, *range(35, 92), *range(93, 127)]}
+    beyond = [0x80, 0xA0, 0x200B, 0xD800, 0xDFFF, 0xFFFF, 0x10000, 0x10FFFF]
+    for code in [*range(128), *beyond]:
+        ch = chr(code)
+        assert bool(re.fullmatch(addresses._ATEXT, ch)) == (ch in atext or code >= 0x80), code
+        assert bool(re.fullmatch(addresses._QTEXT, ch)) == (ch in qtext or code >= 0x80), code

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import logging
-import sqlite3
 import sys
 from typing import Any
 
@@ -23,6 +21,8 @@ from .params import MOMENT
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
+    import logging  # (like sqlite3 below) not for `triage --help`, which runs no command
+
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
                                          logging.INFO if verbose else logging.WARNING)
     handler = logging.StreamHandler(sys.stderr)
@@ -35,16 +35,37 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     logging.getLogger("imapclient").setLevel(logging.WARNING)
 
 
-# command name -> the cmd_* module defining it.  Modules are imported only when their
-# command runs: `triage run` from cron should not pay for Jinja or the report code.
-COMMAND_MODULES = {
-    "sync": "sync", "threads": "threads", "show": "threads", "overdue": "overdue",
-    "explain": "explain", "close": "state", "reopen": "state", "snooze": "state",
-    "tag": "state", "retag": "retag", "reply": "reply", "templates": "templates",
-    "report": "report", "run": "run", "demo": "demo", "outbox": "outbox",
-    "account": "account", "assign": "team", "unassign": "team", "note": "team",
-    "merge": "threadfix", "split": "threadfix", "work": "work", "search": "search",
-    "auth": "auth", "serve": "serve",
+# command name -> (the module beside this file defining it, its short help).  A module is
+# imported only when its command runs (`triage run` from cron should not pay for Jinja or
+# the report code), and `triage --help` lists the commands from here without importing any;
+# tests/test_startup.py holds each line to the command's own short_help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "account": ("account", "List, rename or re-point the accounts the database holds."),
+    "assign": ("team", "Give threads to a team member."),
+    "auth": ("auth", "Log in with OAuth2 (auth: oauth2), see or end a login."),
+    "close": ("state", "Close threads: nothing more to do."),
+    "demo": ("demo", "Try everything on a generated sample mailbox."),
+    "explain": ("explain", "Say why a thread is where it is."),
+    "merge": ("threadfix", "Merge threads that are one conversation."),
+    "note": ("team", "Keep an internal note on a thread."),
+    "outbox": ("outbox", "List replies whose delivery needs a person."),
+    "overdue": ("overdue", "List what waits too long, or needs a person."),
+    "reopen": ("state", "Put threads back in the queue."),
+    "reply": ("reply", "Answer a thread, or every overdue one, from a template."),
+    "report": ("report", "Show, save or mail the daily report."),
+    "retag": ("retag", "Apply the tagging rules to all mail again."),
+    "run": ("run", "Sync, acknowledge and report: the cron job."),
+    "search": ("search", "Find threads by words in their mail and notes."),
+    "serve": ("serve", "Show the queue in a browser (Datasette, read-only)."),
+    "show": ("threads", "Show one thread, its messages and history."),
+    "snooze": ("state", "Hide threads until a time."),
+    "split": ("threadfix", "Move messages out of a thread into a new one."),
+    "sync": ("sync", "Fetch what changed in the mailbox."),
+    "tag": ("state", "Add and remove tags by hand."),
+    "templates": ("templates", "List reply templates and check that they render."),
+    "threads": ("threads", "List threads, the latest first."),
+    "unassign": ("team", "Take threads away from whoever owns them."),
+    "work": ("work", "Walk the queue, one thread at a time."),
 }
 
 
@@ -53,16 +74,33 @@ class TriageGroup(click.Group):
     documented exit codes."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(COMMAND_MODULES) | set(self.commands))
+        return sorted(set(COMMANDS) | set(self.commands))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
-            module = importlib.import_module(f"{__package__}.{COMMAND_MODULES[cmd_name]}")
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module = importlib.import_module(f"{__package__}.{COMMANDS[cmd_name][0]}")
             for command in module.COMMANDS:
                 self.add_command(command)
         return self.commands.get(cmd_name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's command list, with the short help of commands not loaded taken from
+        :data:`COMMANDS`: loading each to ask would import all of mailtriage."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            if command is None:
+                rows.append((name, COMMANDS[name][1]))
+            elif not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
+        import sqlite3
+
         try:
             return super().invoke(ctx)
         except MailtriageError as exc:

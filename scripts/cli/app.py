@@ -7,15 +7,16 @@ import datetime as dt
 from collections.abc import Callable
 from functools import cached_property, wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import sqlite_utils
 
-from ..config import Config, load_config
 from ..errors import Busy
 from ..lock import acquire, lock_path
-from ..store import open_db
+
+if TYPE_CHECKING:  # imported when first used: `triage --help` reads no config, opens no store
+    from ..config import Config
+    from ..store import StateDatabase
 
 BUSY_MESSAGE = "another triage run is in progress; skipping"
 
@@ -40,10 +41,14 @@ class App:
 
     @cached_property
     def config(self) -> Config:
+        from ..config import load_config
+
         return load_config(self.config_path, self.db_override)
 
     @cached_property
-    def db(self) -> sqlite_utils.Database:
+    def db(self) -> StateDatabase:
+        from ..store import open_db
+
         return open_db(self.config.db_path, allow_symlink=self.config.db_allow_symlink,
                        init=self.init)
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from .. import smtp
 from ..files import write_private
 from ..listing import dumps
 from ..report import build_report
@@ -37,6 +36,8 @@ def report_command(app: App, since: dt.datetime | None, output: Path | None, sen
     if output is not None:
         write_private(output, rendered.html)  # customer names and subjects: 0600
     if send:
+        from .. import smtp  # (imapclient, smtplib): only to mail it
+
         message = report_message(config, rendered, app.now)
         smtp.send_message(config.smtp, message)
         app.echo(f"report sent to {message['To']}", err=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mailtriage.cli import app as app_mod
+from mailtriage import store as store_mod
 from mailtriage.config import load_config
 from mailtriage.imap import IMAPSession
 from mailtriage.lock import acquire, lock_path
@@ -170,7 +170,7 @@ def _small_page_limit(monkeypatch: pytest.MonkeyPatch, spare_pages: int) -> None
     ``PRAGMA max_page_count`` makes SQLite answer exactly as it does on a full disk
     ("database or disk is full"), root or not, on any file system.
     """
-    real = app_mod.open_db
+    real = store_mod.open_db
 
     def limited(path, **options):
         db = real(path, **options)
@@ -178,7 +178,7 @@ def _small_page_limit(monkeypatch: pytest.MonkeyPatch, spare_pages: int) -> None
         db.execute(f"PRAGMA max_page_count = {pages + spare_pages}")
         return db
 
-    monkeypatch.setattr(app_mod, "open_db", limited)
+    monkeypatch.setattr(store_mod, "open_db", limited)  # the App opens it through there
 
 
 def test_disk_full_mid_sync_is_one_line_and_leaves_a_sound_resumable_db(
