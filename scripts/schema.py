@@ -17,8 +17,6 @@ from .sqlitelib import Migrations
 if TYPE_CHECKING:
     import sqlite_utils
 
-from .subjects import is_follow_up_subject
-
 migrations = Migrations("mailtriage")
 
 
@@ -406,9 +404,13 @@ def m013_follow_up_subjects(db: sqlite_utils.Database) -> None:
     batch read every stored first message of its subjects in a 14-day window: ~2,500 rows
     and 0.15 s a batch at 100k messages."""
     db.table("messages").add_column("follow_up_subject", int, not_null_default=0)
-    follow_ups = [(r[0],) for r in db.execute("SELECT id, subject FROM messages")
-                  if is_follow_up_subject(r[1] or "")]
-    db.conn.executemany("UPDATE messages SET follow_up_subject = 1 WHERE id = ?", follow_ups)
+    stored = db.execute("SELECT id, subject FROM messages").fetchall()
+    if not stored:  # a new database: nothing to mark (and subjects.py need not load)
+        return
+    from .subjects import is_follow_up_subject
+
+    db.conn.executemany("UPDATE messages SET follow_up_subject = 1 WHERE id = ?",
+                        [(i,) for i, subject in stored if is_follow_up_subject(subject or "")])
 
 def ensure_shape(db: sqlite_utils.Database) -> None:
     """Indexes and views: idempotent, run after migrations on every open."""
