@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from . import dailystats, outbox, render, sending
+from . import dailystats, outbox, render
 from . import notify as notify_mod
 from . import report as report_mod
 from . import sync as sync_mod
@@ -48,6 +48,8 @@ from .triage import refresh
 
 if TYPE_CHECKING:
     import sqlite_utils
+
+    from . import sending
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +166,8 @@ def ack_targets(db: sqlite_utils.Database, config: Config, now: dt.datetime,
         "ORDER BY t.waiting_since DESC, t.id DESC",
         [iso(now - ack.after), iso(now - window), ack.template, ack.template, MAX_ACK_ATTEMPTS,
          ack.template])]
+    from . import sending  # (compose, smtp): only with auto_ack
+
     risky = sending.loop_risks(db, config, [tid for tid, _w in rows])
     return [(tid, since) for tid, since in rows if tid not in risky and since is not None]
 
@@ -180,7 +184,7 @@ def auto_acknowledge(db: sqlite_utils.Database, config: Config, now: dt.datetime
     """Send ``auto_ack.template`` to each target thread.  Every thread is on its own: a bad
     address, a refusal or a template error is recorded on that thread (and shown in the
     report) and the others still get theirs; only an unreachable server stops the rest."""
-    from . import compose
+    from . import compose, sending
 
     ack = config.auto_ack
     if ack is None:
