@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlite_utils
@@ -269,6 +269,20 @@ def echo_json(value: Any) -> None:
     for n, item in enumerate(value):
         sys.stdout.write(json.dumps(item, ensure_ascii=False) + (",\n" if n < last else "\n"))
     sys.stdout.write("]\n")
+
+
+def echo_json_lines(batches: Iterable[Sequence[str]]) -> int:
+    """Write a list already encoded (each item's ``json.dumps``), a batch at a time, exactly
+    as :func:`echo_json` writes it; return how many items there were."""
+    import sys
+
+    count = 0
+    for batch in batches:
+        if batch:
+            sys.stdout.write(("[\n" if not count else ",\n") + ",\n".join(batch))
+            count += len(batch)
+    sys.stdout.write("\n]\n" if count else "[]\n")
+    return count
 
 
 def dumps(value: Any) -> str:
