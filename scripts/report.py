@@ -26,7 +26,6 @@ from .config import Config
 from .overdue import ATTENTION_REASONS, REASONS, counted
 from .states import open_sql
 from .store import iso, parse_iso
-from .times import epoch_micros, micros
 
 # (label, lower bound, upper bound) of the customer's wait, for the backlog chart.
 BUCKETS: tuple[tuple[str, dt.timedelta, dt.timedelta | None], ...] = (
@@ -67,18 +66,27 @@ def _capped(items: list[dict[str, Any]], count: int) -> tuple[list[dict[str, Any
 def _backlog(db: sqlite_utils.Database, p: dict[str, Any],
              now: dt.datetime) -> tuple[int, dict[str, Any]]:
     """How many threads are open, and those with a customer waiting by how long, for the
-    bars: counted by SQLite (27,000 open threads at 100,000 messages)."""
-    wait = "(:now_us - unixepoch(t.waiting_since) * 1000000)"  # times are whole seconds
-    # the first bucket that holds the wait; a wait in the future (clock skew): the freshest
-    cases = " ".join(
-        f"WHEN {wait} >= {micros(low)}" + (f" AND {wait} < {micros(high)}" if high else "")
-        + f" THEN {n}" for n, (_label, low, high) in enumerate(BUCKETS))
+    bars: counted by SQLite (27,000 open threads at 100,000 messages).  A wait of at least
+    ``low`` began at or before ``iso(now - low)``: times are stored to the second, so the
+    text compares as the moments do."""
+    bounds: dict[str, str] = {}
+    cases = []
+    for n, (_label, low, high) in enumerate(BUCKETS):
+        bounds[f"low{n}"] = iso(now - low)
+        cond = f"t.waiting_since <= :low{n}"
+        if high is not None:
+            bounds[f"high{n}"] = iso(now - high)
+            cond += f" AND t.waiting_since > :high{n}"
+        cases.append(f"WHEN {cond} THEN {n}")
     counts = [0] * len(BUCKETS)
     total_open = 0
     for bucket, n in db.execute(
-            f"SELECT CASE WHEN unixepoch(t.waiting_since) IS NULL THEN NULL {cases} ELSE 0 END "
-            "AS bucket, COUNT(*) FROM threads t JOIN thread_state s ON s.thread_id = t.id "
-            f"WHERE {_OPEN} GROUP BY bucket", {**p, "now_us": epoch_micros(now)}):
+            # the first bucket that holds the wait; one in the future (clock skew): the
+            # freshest; no wait at all: none
+            "SELECT CASE WHEN COALESCE(t.waiting_since, '') = '' THEN NULL "
+            f"{' '.join(cases)} ELSE 0 END AS bucket, COUNT(*) FROM threads t "
+            f"JOIN thread_state s ON s.thread_id = t.id WHERE {_OPEN} GROUP BY bucket",
+            {**p, **bounds}):
         total_open += n
         if bucket is not None:
             counts[bucket] = n
