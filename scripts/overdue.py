@@ -82,6 +82,9 @@ def threshold_sql(sla: SLAConfig, override: dt.timedelta | None = None) -> tuple
 _SHOWN_STATE = "CASE s.state WHEN 'snoozed' THEN 'open' ELSE s.state END"  # an old snooze too
 _UNANSWERED, _FOLLOWUP = 0, 1  # indexes into REASONS
 _ORDER = "since_s, tid, arm, sub"  # oldest wait first; ties in the order the arms are listed
+# ``since`` in seconds since 1970 (NULL if not a time): unixepoch() wants SQLite 3.38, and
+# Python 3.11 meets older ones
+_EPOCH_SQL = "CAST(round((julianday(since) - 2440587.5) * 86400) AS INTEGER)"
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,7 @@ def _listed(ask: Ask) -> tuple[str, list[Any]]:
         params.append(epoch_micros(ask.now))
     state = (" JOIN thread_state s ON s.thread_id = c.tid"
              if ask.state or ask.assignee else "")  # the other columns come after the sort
-    return (f"SELECT c.* FROM (SELECT *, unixepoch(since) AS since_s FROM ({candidates})) c"
+    return (f"SELECT c.* FROM (SELECT *, {_EPOCH_SQL} AS since_s FROM ({candidates})) c"
             f"{state} WHERE {' AND '.join(where)}"), params
 
 
