@@ -187,9 +187,9 @@ def _listed(ask: Ask) -> tuple[str, list[Any]]:
 _REASON_SQL = "CASE o.kind " + " ".join(
     f"WHEN {n} THEN '{reason}'" for n, reason in enumerate(REASONS)) + " END"
 _HEAD = ('{"thread_id": %d, "subject": %s, "customer": %s, "customer_name": %s, '
-         '"waiting_since": "%s"')
+         '"waiting_since": %s')
 _HEAD_VALUES = ("o.tid, json_quote(COALESCE(t.subject, '')), json_quote(t.customer), "
-                "json_quote(t.customer_name), o.since")
+                "json_quote(t.customer_name), json_quote(o.since)")
 _TAIL = (', "reason": "%s", "state": %s, "priority": %s, "assignee": %s, "tags": %s, '
          '"message_ids": %s, "detail": %s, "draft_by": %s}')
 _TAIL_VALUES = (f"{_REASON_SQL}, json_quote({_SHOWN_STATE}), json_quote(s.priority), "
