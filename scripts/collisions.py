@@ -55,15 +55,19 @@ def _row_change(thread_id: int, row: Any, kind: str) -> Change:
                   row["arrived_at"] or "", row["subject"] or "", row["snippet"] or "")
 
 
+# SQL on ``messages m``: a draft in a Drafts folder now that we did not save ourselves
+# (teammate_drafts; listing.draft_by_json_sql lists their authors in SQL).
+TEAMMATE_DRAFT_SQL = ("m.draft = 1 AND EXISTS (SELECT 1 FROM locations l WHERE l.message = m.id) "
+                      "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.message_id)")
+
+
 def teammate_drafts(db: sqlite_utils.Database,
                     thread_ids: Sequence[int]) -> dict[int, list[Change]]:
     """Drafts in a Drafts folder now, for these threads, that we did not save ourselves."""
     out: dict[int, list[Change]] = defaultdict(list)
     for row in query_in(
-            db, "SELECT * FROM messages m WHERE m.thread_id IN ({in}) AND m.draft = 1 "
-                "AND EXISTS (SELECT 1 FROM locations l WHERE l.message = m.id) "
-                "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.message_id) "
-                "ORDER BY m.arrived_at", list(thread_ids)):
+            db, "SELECT * FROM messages m WHERE m.thread_id IN ({in}) "
+                f"AND {TEAMMATE_DRAFT_SQL} ORDER BY m.arrived_at", list(thread_ids)):
         out[row["thread_id"]].append(_row_change(row["thread_id"], row, "draft"))
     return out
 

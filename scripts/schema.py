@@ -418,6 +418,9 @@ def ensure_shape(db: sqlite_utils.Database) -> None:
         ("messages", ["key"], True),
         ("messages", ["thread_id", "arrived_at"], False),
         ("messages", ["subject_norm", "arrived_at"], False),
+        # covering: a thread's Message-IDs in order, and whether it has drafts, without
+        # reading its (wide) messages rows -- overdue --json lists 27,000 threads' ids
+        ("messages", ["thread_id", "draft", "arrived_at", "id", "message_id"], False),
         # covering: threading looks up "which thread holds this id" without touching the
         # (wide) messages rows
         ("message_refs", ["ref", "thread_id"], False),

@@ -119,6 +119,21 @@ def parse_zone(value: Any) -> ZoneInfo:
     raise ValueError(f"unknown time zone {value!r} (use an IANA name like 'Europe/Berlin')")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(amount: timedelta) -> int:
+    """A duration in whole microseconds: exact, for SQL arithmetic on times."""
+    return amount // timedelta(microseconds=1)
+
+
+def epoch_micros(moment: datetime) -> int:
+    """Microseconds since 1970 UTC, exact (a naive moment is UTC, as ``store.iso`` takes it)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return micros(moment - _EPOCH)
+
+
 def as_utc(value: datetime, name: str) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")

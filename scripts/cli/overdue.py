@@ -8,8 +8,8 @@ import click
 
 from .. import display
 from ..errors import EXIT_OVERDUE
-from ..listing import echo_json
-from ..overdue import overdue
+from ..listing import echo_json_lines
+from ..overdue import overdue, overdue_json
 from ..states import STATES
 from .app import App, json_option, owner_filter, pass_app
 from .params import DURATION
@@ -28,17 +28,21 @@ from .params import DURATION
 def overdue_command(app: App, json_: bool, threshold: dt.timedelta | None, tags: tuple[str, ...],
                     state: str | None, assignee: str | None, fail_if_any: bool) -> None:
     """List open threads past their SLA and threads due for a follow-up."""
-    items = overdue(app.db, app.config, app.now, threshold=threshold, tags=tags, state=state,
-                    holding_templates=app.holding_templates,
-                    assignee=owner_filter(app, assignee))
-    if json_:
-        echo_json(items)
-    elif items:
-        click.echo(display.overdue_table(items, app.now,
-                                         app.config.sla.business_hours is not None))
-    elif not app.quiet and not fail_if_any:
-        click.echo("nothing overdue", err=True)
-    if fail_if_any and items:
+    owner = owner_filter(app, assignee)
+    if json_:  # streamed: 27,000 items are written as they are built
+        listed = echo_json_lines(overdue_json(
+            app.db, app.config, app.now, threshold=threshold, tags=tags, state=state,
+            holding_templates=app.holding_templates, assignee=owner))
+    else:
+        items = overdue(app.db, app.config, app.now, threshold=threshold, tags=tags,
+                        state=state, holding_templates=app.holding_templates, assignee=owner)
+        listed = len(items)
+        if items:
+            click.echo(display.overdue_table(items, app.now,
+                                             app.config.sla.business_hours is not None))
+        elif not app.quiet and not fail_if_any:
+            click.echo("nothing overdue", err=True)
+    if fail_if_any and listed:
         raise SystemExit(EXIT_OVERDUE)
 
 
