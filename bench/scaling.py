@@ -3,6 +3,7 @@
 
     python bench/scaling.py                        # 10,000, 30,000 and 100,000 messages
     python bench/scaling.py --counts 10000,30000   # other sizes
+    python bench/scaling.py --reuse                # the table from results already there
 
 Each size is a full ``bench/run.py --no-peer --repeat 1`` run (its own Dovecot, filled afresh;
 results in ``bench/results-<count>.json``). The initial sync should grow linearly (its CPU
@@ -33,8 +34,10 @@ SHAPES = {
 }
 
 
-def run(count: int) -> dict[str, Any]:
+def run(count: int, reuse: bool = False) -> dict[str, Any]:
     out = BENCH / f"results-{count}.json"
+    if reuse and out.exists():
+        return json.loads(out.read_text())
     subprocess.run([sys.executable, str(BENCH / "run.py"), "--count", str(count), "--no-peer",
                     "--repeat", "1", "--json", str(out)], check=True)
     return json.loads(out.read_text())
@@ -72,8 +75,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--counts", default="10000,30000,100000",
                     help="comma-separated mailbox sizes (default 10000,30000,100000)")
-    counts = sorted(int(c) for c in ap.parse_args().counts.split(","))
-    results = [run(c) for c in counts]
+    ap.add_argument("--reuse", action="store_true",
+                    help="take a size's bench/results-<count>.json if it exists (from "
+                         "bench/run.py --no-peer) instead of running it again")
+    args = ap.parse_args()
+    counts = sorted(int(c) for c in args.counts.split(","))
+    results = [run(c, args.reuse) for c in counts]
     print("\nscaling")
     print("\n".join(table(results)))
     return 0
