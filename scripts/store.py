@@ -167,7 +167,7 @@ def _connect(path: Path) -> StateDatabase:
     db.execute("PRAGMA cache_size = -32000")
     # A checkpoint (WAL pages copied into the database, then fsync) every 64 MB of WAL, not
     # every 4 MB: a big sync's batches made one nearly every commit, the fsync each time on
-    # the writer's clock (10k benchmark messages: 0.6-0.7 s of commit time -> 0.2-0.5 s).
+    # the writer's clock (10k benchmark messages: 0.63-0.73 s of commit time -> 0.43-0.50 s).
     db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
     migrations.apply(db)
     ensure_shape(db)
