@@ -195,7 +195,7 @@ def store_batch(
     role: str | None = None,
 ) -> tuple[int, int]:
     """Store one parsed batch (inside the caller's transaction); return (new, parse errors)."""
-    from . import outbox  # these two are for new mail: a sync without any need not load them
+    from . import outbox  # these two only for new mail: a sync with none need not import them
     from .threader import NewMessage, assign_threads, link_set
 
     seen_at = iso(now)
