@@ -139,22 +139,22 @@ def recreate_folder(c: Any, name: str, aside: str) -> None:
     a new UIDVALIDITY and UIDs from 1.  Plain IMAP4rev1, so the same on any server."""
     before = c.folder_status(name, ["UIDVALIDITY"])[b"UIDVALIDITY"]
     c.create_folder(aside)
-    c.select_folder(name)
-    uids = sorted(c.search(["ALL"]))
-    if uids:
-        c.copy(uids, aside)
-    c.close_folder()
-    c.delete_folder(name)
+    _move_all(c, name, aside)
     c.create_folder(name)
-    c.select_folder(aside)
-    moved = sorted(c.search(["ALL"]))
-    if moved:
-        c.copy(moved, name)
-    c.close_folder()
-    c.delete_folder(aside)
+    _move_all(c, aside, name)
     after = c.folder_status(name, ["UIDVALIDITY"])[b"UIDVALIDITY"]
     if after == before:
         raise RuntimeError(f"{name}: UIDVALIDITY stayed {before} after re-creating it")
+
+
+def _move_all(c: Any, source: str, target: str) -> None:
+    """Every message of ``source`` copied to ``target`` in UID order; ``source`` deleted."""
+    c.select_folder(source)
+    uids = sorted(c.search(["ALL"]))
+    if uids:
+        c.copy(uids, target)
+    c.close_folder()
+    c.delete_folder(source)
 
 
 class Cyrus(MasterProcess):
